@@ -1,0 +1,1 @@
+"""Notebook-side client: Gateway, GatewayCluster, auth, gateway:// comm."""

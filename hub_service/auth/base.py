@@ -1,0 +1,39 @@
+"""The authenticator interface every auth method implements."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from traitlets.config import LoggingConfigurable
+
+from jhub_gateway.models import User
+
+if TYPE_CHECKING:
+    from tornado.web import RequestHandler
+
+
+class Authenticator(LoggingConfigurable):
+    """Turns an incoming request into a :class:`User`, or refuses it.
+
+    ``authenticate`` returns the user, or raises
+    :class:`~jhub_gateway.hub_service.errors.Unauthorized` (with
+    ``challenge`` headers set on the handler) / ``Forbidden`` /
+    ``ServiceUnavailable``. It never returns None for an unauthenticated
+    request: refusing is explicit.
+    """
+
+    #: value of the WWW-Authenticate header on a 401 (upstream clients rely on it)
+    challenge: str = "Basic"
+
+    async def setup(self) -> None:
+        """Called once when the service starts (open HTTP clients, read keys...)."""
+
+    async def cleanup(self) -> None:
+        """Called once on shutdown."""
+
+    async def authenticate(self, handler: RequestHandler) -> User:
+        raise NotImplementedError
+
+    def extra_handlers(self, prefix: str) -> list[tuple]:
+        """Extra tornado routes this method needs (e.g. an OAuth callback)."""
+        return []

@@ -1,0 +1,3 @@
+"""jhub-gateway: per-user Dask clusters for JupyterHub."""
+
+__version__ = "0.1.0"
