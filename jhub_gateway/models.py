@@ -36,7 +36,9 @@ class ClusterStatus(enum.IntEnum):
             return cls[name.strip().upper()]
         except KeyError:
             choices = ", ".join(s.name.lower() for s in cls)
-            raise ValueError(f"unknown cluster status {name!r}; expected one of: {choices}") from None
+            raise ValueError(
+                f"unknown cluster status {name!r}; expected one of: {choices}"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,303 @@
+"""The ``jhub-gateway`` command: configuration, wiring and process lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Float, Integer, Unicode, default, validate
+from traitlets.config import Application, catch_config_error
+
+from jhub_gateway import __version__
+from jhub_gateway.options import Options
+
+from .auth import auth_class
+from .auth.base import Authenticator
+from .backends import backend_class
+from .backends.base import Backend, GatewayContext
+from .clusters import ClusterService
+from .quotas import UserQuotas
+from .session import SessionCookies
+from .web import make_web_app
+
+log = logging.getLogger("jhub_gateway.hub_service")
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(base, "jhub-gateway")
+
+
+def _host_port(value: str, trait: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{trait} must look like HOST:PORT (e.g. 127.0.0.1:8000), got {value!r}")
+    return host or "0.0.0.0", int(port)
+
+
+class GatewayApp(Application):
+    """Per-user Dask clusters for JupyterHub users."""
+
+    name = "jhub-gateway"
+    version = __version__
+    description = "Give JupyterHub users their own Dask clusters, proxied through Traefik."
+    raise_config_file_errors = True
+
+    aliases = {
+        "address": "GatewayApp.address",
+        "backend": "GatewayApp.backend",
+        "auth": "GatewayApp.authenticator",
+        "data-dir": "GatewayApp.data_dir",
+        "log-level": "Application.log_level",
+        "config": "GatewayApp.config_file",
+        "prefix": "GatewayApp.prefix",
+    }
+    flags = {
+        "generate-config": (
+            {"GatewayApp": {"generate_config": True}},
+            "Write a commented config file and exit.",
+        ),
+    }
+
+    config_file = Unicode(
+        "jhub_gateway_config.py", help="The Python config file to load.", config=True
+    )
+    generate_config = Bool(
+        False, help="Write a commented config file to config_file and exit.", config=True
+    )
+
+    address = Unicode(
+        help="""Public HOST:PORT where Traefik listens: the API, dashboards and scheduler TLS.
+
+        Defaults to the host and port of JUPYTERHUB_SERVICE_URL when the hub runs
+        this service, else 127.0.0.1:8000.""",
+        config=True,
+    )
+    api_listen = Unicode(
+        "127.0.0.1:0",
+        help="Where the Tornado API itself listens (Traefik routes to it). Port 0 picks a free port.",
+        config=True,
+    )
+    prefix = Unicode(
+        help="URL prefix of the service, e.g. /services/dask-gateway/ (default: JUPYTERHUB_SERVICE_PREFIX or /).",
+        config=True,
+    )
+    backend = Unicode(
+        "local",
+        help="Cluster backend: 'local' (processes on this machine), 'kubernetes', or a dotted class path.",
+        config=True,
+    )
+    authenticator = Unicode(
+        "simple",
+        help="How users authenticate: 'simple', 'jupyterhub', or a dotted Authenticator class path (custom).",
+        config=True,
+    )
+    data_dir = Unicode(
+        help="Directory for state (SQLite), keys, cluster logs and Traefik config. Created 0700 if missing.",
+        config=True,
+    )
+    cluster_options = AnyTrait(
+        help="""Options users may set on new clusters: an ``Options(...)`` or a function
+        ``user -> Options`` (sync or async) to vary options by user or group.""",
+        config=True,
+    )
+    cookie_secret = Unicode(
+        help="""Hex secret signing session cookies. Must be the same on every replica.
+
+        Default: env JHUB_GATEWAY_COOKIE_SECRET, else derived from JUPYTERHUB_API_TOKEN,
+        else a random secret kept in data_dir.""",
+        config=True,
+    )
+    session_max_age = Float(
+        300.0,
+        min=0,
+        help="Seconds a session cookie stays valid before the caller re-authenticates (0 disables cookies).",
+        config=True,
+    )
+    max_body_bytes = Integer(
+        1024 * 1024,
+        min=1024,
+        help="Largest request body accepted, in bytes (larger: 413).",
+        config=True,
+    )
+
+    @default("address")
+    def _default_address(self) -> str:
+        url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+        if url:
+            from urllib.parse import urlparse
+
+            parsed = urlparse(url)
+            return f"{parsed.hostname}:{parsed.port or 80}"
+        return "127.0.0.1:8000"
+
+    @default("prefix")
+    def _default_prefix(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return _default_data_dir()
+
+    @default("cluster_options")
+    def _default_cluster_options(self) -> Options:
+        return Options()
+
+    @validate("address", "api_listen")
+    def _check_address(self, proposal: dict) -> str:
+        _host_port(proposal["value"], proposal["trait"].name)
+        return proposal["value"]
+
+    @validate("prefix")
+    def _check_prefix(self, proposal: dict) -> str:
+        value = "/" + proposal["value"].strip("/")
+        return value if value == "/" else value + "/"
+
+    @validate("cookie_secret")
+    def _check_secret(self, proposal: dict) -> str:
+        try:
+            if len(bytes.fromhex(proposal["value"])) < 32:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                "cookie_secret must be at least 32 bytes of hex (try: openssl rand -hex 32)"
+            ) from None
+        return proposal["value"]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.auth: Authenticator | None = None
+        self.gateway_backend: Backend | None = None
+        self.clusters: ClusterService | None = None
+        self.http_server: HTTPServer | None = None
+        self._stop_requested = asyncio.Event()
+
+    @catch_config_error
+    def initialize(self, argv: list[str] | None = None) -> None:
+        super().initialize(argv)
+        if self.generate_config:
+            return
+        if os.path.exists(self.config_file):
+            self.load_config_file(self.config_file)
+            self.update_config(self.cli_config)  # the command line wins over the file
+        self.log.setLevel(self.log_level)
+        logging.getLogger("jhub_gateway").setLevel(self.log_level)
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.auth = auth_class(self.authenticator)(parent=self, log=self.log)
+        self.gateway_backend = backend_class(self.backend)(parent=self, log=self.log)
+        quotas = UserQuotas(parent=self)
+        self.clusters = ClusterService(self.gateway_backend, self.cluster_options, quotas)
+
+    def _cookie_secret(self) -> bytes:
+        if self.cookie_secret:
+            return bytes.fromhex(self.cookie_secret)
+        env = os.environ.get("JHUB_GATEWAY_COOKIE_SECRET")
+        if env:
+            return bytes.fromhex(env)
+        hub_token = os.environ.get("JUPYTERHUB_API_TOKEN")
+        if hub_token:
+            # every replica holds the same hub token, so they agree without sharing a file
+            return hmac.new(hub_token.encode(), b"jhub-gateway-session", hashlib.sha256).digest()
+        path = Path(self.data_dir) / "cookie_secret"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+    async def health_checks(self) -> dict[str, dict]:
+        assert self.gateway_backend is not None
+        checks = {"api": {"ok": True}}
+        checks.update(await self.gateway_backend.health())
+        return checks
+
+    def public_url(self) -> str:
+        host, port = _host_port(self.address, "address")
+        return f"http://{host}:{port}{self.prefix.rstrip('/')}"
+
+    async def start(self) -> None:  # type: ignore[override]
+        assert self.auth is not None and self.gateway_backend is not None
+        await self.auth.setup()
+        sessions = SessionCookies(self._cookie_secret(), self.session_max_age, path=self.prefix)
+        web_app = make_web_app(self, self.auth, sessions)
+        host, port = _host_port(self.api_listen, "api_listen")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self.http_server = HTTPServer(web_app, xheaders=True, max_body_size=self.max_body_bytes * 4)
+        self.http_server.add_sockets([sock])
+        bound = sock.getsockname()
+        internal_url = f"http://{bound[0]}:{bound[1]}"
+        public = self.public_url()
+        context = GatewayContext(
+            public_address=self.address,
+            api_url=public + "/api",
+            internal_url=internal_url,
+            data_dir=self.data_dir,
+            prefix=self.prefix,
+            dashboard_auth_url=internal_url + self.prefix + "api/v1/dashboard-auth",
+        )
+        await self.gateway_backend.setup(context)
+        self.log.info(
+            "jhub-gateway %s serving at %s (api on %s)", __version__, public, internal_url
+        )
+
+    async def stop(self) -> None:
+        if self.http_server is not None:
+            self.http_server.stop()
+        if self.gateway_backend is not None:
+            await self.gateway_backend.cleanup()
+        if self.auth is not None:
+            await self.auth.cleanup()
+        self.log.info("jhub-gateway stopped")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop_requested.set)
+        try:
+            await self.start()
+            await self._stop_requested.wait()
+            self.log.info("shutdown requested")
+        finally:
+            await self.stop()
+
+    def write_generated_config(self) -> None:
+        text = self.generate_config_file()
+        if os.path.exists(self.config_file):
+            raise SystemExit(
+                f"{self.config_file} exists; remove it or pass --config to choose another path"
+            )
+        Path(self.config_file).write_text(text)
+        print(f"wrote {self.config_file}")
+
+    def classes_for_config(self) -> list[type]:
+        from .auth.simple import SimpleAuthenticator
+        from .backends.local.backend import LocalBackend
+        from .cluster_config import ClusterConfig
+
+        return [GatewayApp, UserQuotas, ClusterConfig, SimpleAuthenticator, LocalBackend]
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = GatewayApp()
+    app.classes = app.classes_for_config()
+    app.initialize(argv)
+    if app.generate_config:
+        app.write_generated_config()
+        return
+    asyncio.run(app.run())

@@ -1,0 +1,1 @@
+"""The local-process backend: clusters as OS processes on this machine, state in SQLite."""

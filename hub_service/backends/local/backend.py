@@ -1,0 +1,445 @@
+"""Clusters as local processes: the embedded default for laptops, demos and CI.
+
+The service spawns schedulers (in their own sessions, so they outlive a service
+restart) and workers, learns addresses from the scheduler's first heartbeat,
+publishes routes through Traefik and only then reports RUNNING. State lives in
+SQLite (secrets encrypted), so a restarted service re-adopts running clusters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Float, Instance, Unicode
+
+from jhub_gateway import tls
+from jhub_gateway.models import Cluster, ClusterStatus, User
+from jhub_gateway.names import new_cluster_name
+
+from ...cluster_config import ClusterConfig
+from ...errors import InvalidOptions
+from ...proxy import TraefikProxy
+from ..base import Backend, GatewayContext
+from . import launch, processes
+from .state import CLOSING, RUNNING, LocalClusterState, WorkerProc
+from .store import ClusterStore, load_or_create_keys
+
+WORKER_FAILURE_LIMIT = 3
+
+
+class LocalBackend(Backend):
+    """Runs schedulers and workers as processes of the service's user."""
+
+    host = Unicode("127.0.0.1", help="Interface schedulers and workers bind to.", config=True)
+    heartbeat_period = Float(
+        5.0, min=0.5, help="Seconds between scheduler heartbeats.", config=True
+    )
+    heartbeat_timeout = Float(
+        30.0,
+        min=1,
+        help="A RUNNING cluster whose scheduler is silent this long FAILS.",
+        config=True,
+    )
+    check_period = Float(1.0, min=0.05, help="Seconds between timeout checks.", config=True)
+    worker_nanny = Bool(
+        False,
+        help="Run workers under a nanny process (restarts on memory blowups; slower start).",
+        config=True,
+    )
+    encrypt_keys = Unicode(
+        None,
+        allow_none=True,
+        help="';'-separated Fernet keys for secrets at rest (first encrypts). Default: env "
+        "JHUB_GATEWAY_ENCRYPT_KEYS, else a key file created 0600 in the data directory.",
+        config=True,
+    )
+    stop_clusters_on_shutdown = Bool(
+        False,
+        help="Stop every cluster when the service stops. Off by default: users keep their clusters "
+        "across a service restart, which re-adopts them.",
+        config=True,
+    )
+    proxy = Instance(
+        TraefikProxy, allow_none=True, help="The Traefik proxy (configure it as c.TraefikProxy)."
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.states: dict[str, LocalClusterState] = {}
+        self.store: ClusterStore | None = None
+        self.context: GatewayContext | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def setup(self, context: GatewayContext) -> None:
+        self.context = context
+        data = Path(context.data_dir)
+        (data / "clusters").mkdir(parents=True, exist_ok=True, mode=0o700)
+        keys = load_or_create_keys(
+            data, self.encrypt_keys or os.environ.get("JHUB_GATEWAY_ENCRYPT_KEYS")
+        )
+        self.store = await ClusterStore.open(data / "state.sqlite", keys)
+        self.proxy = TraefikProxy(
+            parent=self, address=context.public_address, prefix=context.prefix
+        )
+        await self.proxy.start(context.internal_url, data / "traefik", context.dashboard_auth_url)
+        await self._readopt()
+        self._own(asyncio.create_task(self._check_loop()))
+
+    async def cleanup(self) -> None:
+        if self.stop_clusters_on_shutdown:
+            await asyncio.gather(
+                *(
+                    self.stop_cluster(n, reason="GatewayShutdown", message="the gateway stopped")
+                    for n, s in self.states.items()
+                    if s.cluster.status.is_active
+                ),
+                return_exceptions=True,
+            )
+        for task in list(self._tasks):
+            task.cancel()
+        for state in self.states.values():
+            state.cancel_tasks()
+        processes.detach_all()  # clusters outlive us; a restarted service re-adopts them
+        if self.proxy is not None:
+            await self.proxy.stop()
+        if self.store is not None:
+            await self.store.close()
+
+    async def health(self) -> dict[str, dict]:
+        checks: dict[str, dict] = {}
+        if self.proxy is not None:
+            checks["proxy"] = await self.proxy.check_health()
+        checks["store"] = {"ok": self.store is not None}
+        return checks
+
+    # -- starting --------------------------------------------------------------------------------
+    async def start_cluster(self, user: User, options: dict, config: ClusterConfig) -> Cluster:
+        assert self.context is not None
+        name = new_cluster_name()
+        cert, key = await asyncio.to_thread(tls.new_keypair, name)
+        cluster = Cluster(
+            name=name,
+            username=user.name,
+            options=options,
+            config=config.to_dict(),
+            token=secrets.token_urlsafe(32),
+            tls_cert=cert,
+            tls_key=key,
+            reason="SchedulerStarting",
+            message="starting the scheduler process",
+        )
+        cluster.record("PENDING", "Created", f"requested by {user.name}")
+        workdir = Path(self.context.data_dir) / "clusters" / name
+        state = LocalClusterState(cluster=cluster, workdir=str(workdir))
+        try:
+            await asyncio.to_thread(self._prepare_workdir, workdir, cluster)
+            env = self._env(state, config)
+            cmd = launch.scheduler_command(config, self.host, self.heartbeat_period)
+            env = launch.scheduler_env(env, self.context.api_url, name, workdir / "api-token")
+            state.scheduler = await processes.spawn(cmd, env, workdir, workdir / "scheduler.log")
+        except OSError as exc:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            raise InvalidOptions(
+                f"could not start the scheduler: {exc}", reason="scheduler_start_failed"
+            ) from None
+        cluster.record(
+            "SchedulerStarting", "ProcessStarted", f"scheduler pid {state.scheduler.pid}"
+        )
+        self.states[name] = state
+        self.registry.add(cluster)
+        await self._persist(state)
+        state.own(asyncio.create_task(self._watch_scheduler(state)))
+        return cluster
+
+    @staticmethod
+    def _prepare_workdir(workdir: Path, cluster: Cluster) -> None:
+        workdir.mkdir(parents=True, mode=0o700)
+        tls.write_credentials(workdir / "tls", cluster.tls_cert, cluster.tls_key)
+        fd = os.open(workdir / "api-token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(cluster.token)
+
+    def _env(self, state: LocalClusterState, config: ClusterConfig) -> dict[str, str]:
+        tls_dir = Path(state.workdir) / "tls"
+        return launch.base_env(
+            config, tls.tls_env(str(tls_dir / "dask.crt"), str(tls_dir / "dask.pem"))
+        )
+
+    def _config(self, cluster: Cluster) -> ClusterConfig:
+        return self.cluster_config_class(parent=self, **cluster.config)
+
+    # -- heartbeats and workers ------------------------------------------------------------------
+    async def on_heartbeat(self, name: str, heartbeat: dict) -> None:
+        state = self.states.get(name)
+        if state is None or not state.cluster.status.is_active:
+            return
+        cluster = state.cluster
+        async with state.lock:
+            state.last_heartbeat = time.time()
+            if cluster.status == ClusterStatus.PENDING and heartbeat.get("scheduler_address"):
+                await self._to_running(state, heartbeat)
+            if cluster.status != ClusterStatus.RUNNING:
+                return
+            active = set(heartbeat.get("active_workers", []))
+            for worker in state.workers.values():
+                if worker.name in active and worker.status != CLOSING:
+                    worker.status = RUNNING
+            for worker_name in heartbeat.get("closing_workers", []):
+                if worker_name in state.workers:
+                    state.workers[worker_name].status = CLOSING
+            for worker_name in heartbeat.get("closed_workers", []):
+                worker = state.workers.pop(worker_name, None)
+                if worker is not None:
+                    state.own(asyncio.create_task(_end_process(worker.handle, grace=5.0)))
+            cluster.target_workers = int(heartbeat.get("count", cluster.target_workers))
+            cluster.active_workers = len(active)
+            await self._reconcile_workers(state)
+            await self._persist(state)
+        self.registry.notify(name)
+
+    async def _to_running(self, state: LocalClusterState, heartbeat: dict) -> None:
+        cluster = state.cluster
+        cluster.scheduler_address = heartbeat["scheduler_address"]
+        cluster.dashboard_address = heartbeat.get("dashboard_address") or ""
+        cluster.api_address = heartbeat.get("api_address") or ""
+        cluster.record(
+            "SchedulerReady", "Heartbeat", "the scheduler reported in; publishing routes"
+        )
+        assert self.proxy is not None
+        await self.proxy.set_cluster_routes(
+            cluster.name, cluster.dashboard_address or None, _host_port(cluster.scheduler_address)
+        )
+        cluster.transition(ClusterStatus.RUNNING, "Running", "scheduler ready and routed")
+        self.log.info("cluster %s running", cluster.name)
+
+    async def request_workers(self, name: str, count: int) -> None:
+        state = self.states.get(name)
+        if state is None or state.cluster.status != ClusterStatus.RUNNING:
+            return
+        async with state.lock:
+            if count > state.cluster.target_workers:
+                state.cluster.target_workers = count
+                await self._reconcile_workers(state)
+                await self._persist(state)
+
+    async def _reconcile_workers(self, state: LocalClusterState) -> None:
+        cluster = state.cluster
+        live = state.live_workers()
+        missing = cluster.target_workers - len(live)
+        if missing > 0:
+            config = self._config(cluster)
+            env = self._env(state, config)
+            for _ in range(missing):
+                worker_name = state.new_worker_name()
+                cmd = launch.worker_command(
+                    config, cluster.scheduler_address, worker_name, self.host, self.worker_nanny
+                )
+                log_path = Path(state.workdir) / f"{worker_name}.log"
+                handle = await processes.spawn(cmd, env, Path(state.workdir), log_path)
+                worker = WorkerProc(worker_name, handle)
+                state.workers[worker_name] = worker
+                state.own(asyncio.create_task(self._watch_worker(state, worker)))
+        elif missing < 0:
+            # Only workers that never joined are ours to stop; the scheduler retires joined ones.
+            starting = [w for w in live if w.status != RUNNING]
+            for worker in starting[:-missing]:
+                state.workers.pop(worker.name, None)
+                state.own(asyncio.create_task(_end_process(worker.handle, grace=2.0)))
+
+    async def _watch_worker(self, state: LocalClusterState, worker: WorkerProc) -> None:
+        code = await processes.exit_watch(worker.handle)
+        async with state.lock:
+            if state.workers.get(worker.name) is not worker or not state.cluster.status.is_active:
+                return
+            del state.workers[worker.name]
+            if worker.status == CLOSING:
+                return
+            state.cluster.record(
+                "WorkerExited", "ProcessExited", f"{worker.name} exited with code {code}"
+            )
+            if worker.status != RUNNING:
+                state.worker_failures += 1
+            if state.worker_failures >= WORKER_FAILURE_LIMIT:
+                tail = "\n".join(processes.tail_log(worker.handle.log_path, 10))
+                state.own(
+                    asyncio.create_task(
+                        self.stop_cluster(
+                            state.cluster.name,
+                            reason="WorkerStartFailed",
+                            failed=True,
+                            message=f"{state.worker_failures} workers failed to start; last log lines:\n{tail}",
+                        )
+                    )
+                )
+                return
+            await self._reconcile_workers(state)
+            await self._persist(state)
+
+    async def _watch_scheduler(self, state: LocalClusterState) -> None:
+        assert state.scheduler is not None
+        code = await processes.exit_watch(state.scheduler)
+        if state.cluster.status.is_active:
+            tail = "\n".join(processes.tail_log(state.scheduler.log_path, 20))
+            await self.stop_cluster(
+                state.cluster.name,
+                reason="SchedulerExited",
+                failed=True,
+                message=f"the scheduler process exited with code {code}; last log lines:\n{tail}",
+            )
+
+    # -- stopping --------------------------------------------------------------------------------
+    async def stop_cluster(
+        self, name: str, *, reason: str, message: str = "", failed: bool = False
+    ) -> None:
+        state = self.states.get(name)
+        if (
+            state is None
+            or state.cluster.status.is_terminal
+            or state.cluster.status == ClusterStatus.STOPPING
+        ):
+            return
+        cluster = state.cluster
+        cluster.transition(ClusterStatus.STOPPING, reason, message)
+        self.registry.notify(name)
+        await self._persist(state)
+        self.log.info("stopping cluster %s: %s", name, reason)
+        state.cancel_tasks()
+        handles = [w.handle for w in state.workers.values()]
+        await asyncio.gather(*(processes.terminate(h, grace=3.0) for h in handles))
+        if state.scheduler is not None:
+            await processes.terminate(state.scheduler, grace=5.0)
+        for handle in [*handles, state.scheduler]:
+            if handle is not None:
+                processes.forget(handle)
+        if self.proxy is not None:
+            await self.proxy.remove_cluster_routes(name)
+        state.workers.clear()
+        cluster.active_workers = cluster.target_workers = 0
+        cluster.transition(
+            ClusterStatus.FAILED if failed else ClusterStatus.STOPPED, reason, message
+        )
+        await self._persist(state)
+        self.registry.notify(name)
+
+    # -- timeouts --------------------------------------------------------------------------------
+    async def _check_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_period)
+            now = time.time()
+            for state in list(self.states.values()):
+                try:
+                    await self._check_cluster(state, now)
+                except Exception:  # one bad cluster must not stop checks of the others
+                    self.log.exception("timeout check failed for cluster %s", state.cluster.name)
+
+    async def _check_cluster(self, state: LocalClusterState, now: float) -> None:
+        cluster = state.cluster
+        if not cluster.status.is_active:
+            return
+        config = self._config(cluster)
+        age = now - cluster.start_time / 1000
+        if cluster.status == ClusterStatus.PENDING and age > config.scheduler_start_timeout:
+            tail = (
+                "\n".join(processes.tail_log(state.scheduler.log_path, 20))
+                if state.scheduler
+                else ""
+            )
+            await self.stop_cluster(
+                cluster.name,
+                reason="SchedulerStartTimeout",
+                failed=True,
+                message=f"the scheduler did not report in within "
+                f"{config.scheduler_start_timeout:g} s; last log lines:\n{tail}",
+            )
+        elif (
+            cluster.status == ClusterStatus.RUNNING
+            and now - state.last_heartbeat > self.heartbeat_timeout
+        ):
+            await self.stop_cluster(
+                cluster.name,
+                reason="HeartbeatTimeout",
+                failed=True,
+                message=f"no heartbeat for {self.heartbeat_timeout:g} s",
+            )
+        elif config.max_lifetime and age > config.max_lifetime:
+            await self.stop_cluster(
+                cluster.name,
+                reason="MaxLifetimeReached",
+                message=f"clusters may run at most {config.max_lifetime:g} s",
+            )
+        else:
+            for worker in list(state.workers.values()):
+                if (
+                    worker.status not in (RUNNING, CLOSING)
+                    and now - worker.started > config.worker_start_timeout
+                ):
+                    cluster.record(
+                        "WorkerStartTimeout", "Timeout", f"{worker.name} did not connect in time"
+                    )
+                    await processes.terminate(worker.handle, grace=1.0)  # its watcher replaces it
+
+    # -- persistence and re-adoption -------------------------------------------------------------
+    async def _persist(self, state: LocalClusterState) -> None:
+        if self.store is not None:
+            await self.store.save(state.cluster, state.to_dict())
+
+    async def _readopt(self) -> None:
+        assert self.store is not None and self.proxy is not None
+        routes: dict[str, tuple[str | None, str]] = {}
+        for cluster, data in await self.store.load_active():
+            state = LocalClusterState.from_dict(cluster, data)
+            self.states[cluster.name] = state
+            self.registry.add(cluster)
+            if state.scheduler is None or not processes.is_alive(state.scheduler):
+                state.workers = {
+                    n: w for n, w in state.workers.items() if processes.is_alive(w.handle)
+                }
+                await self.stop_cluster(
+                    cluster.name,
+                    reason="SchedulerLost",
+                    failed=True,
+                    message="the scheduler ended while the gateway was down",
+                )
+                continue
+            if cluster.status == ClusterStatus.STOPPING:
+                cluster.status = ClusterStatus.RUNNING  # finish the interrupted stop
+                await self.stop_cluster(
+                    cluster.name, reason=cluster.reason, message=cluster.message
+                )
+                continue
+            state.last_heartbeat = time.time()
+            state.workers = {n: w for n, w in state.workers.items() if processes.is_alive(w.handle)}
+            state.own(asyncio.create_task(self._watch_scheduler(state)))
+            for worker in state.workers.values():
+                state.own(asyncio.create_task(self._watch_worker(state, worker)))
+            if cluster.status == ClusterStatus.RUNNING:
+                routes[cluster.name] = (
+                    cluster.dashboard_address or None,
+                    _host_port(cluster.scheduler_address),
+                )
+            cluster.record(
+                "Readopted", "GatewayRestarted", "the gateway restarted and took the cluster back"
+            )
+            self.log.info("re-adopted cluster %s", cluster.name)
+        await self.proxy.sync_routes(routes)
+
+    def _own(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _end_process(handle: processes.ProcessHandle, grace: float) -> None:
+    await processes.terminate(handle, grace=grace)
+    processes.forget(handle)
+
+
+def _host_port(address: str) -> str:
+    """``tls://127.0.0.1:4242`` -> ``127.0.0.1:4242``."""
+    return address.split("://", 1)[-1]

@@ -1,0 +1,89 @@
+"""Commands and environments of local scheduler and worker processes (pure functions)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ...cluster_config import ClusterConfig, parse_memory
+
+#: variables a cluster process inherits from the service; everything else is dropped
+INHERITED = (
+    "PATH",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "LANG",
+    "LC_ALL",
+    "HOME",
+    "USER",
+    "TMPDIR",
+    "SYSTEMROOT",
+)
+
+
+def base_env(
+    config: ClusterConfig, tls_env: Mapping[str, str], parent: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    parent = os.environ if parent is None else parent
+    env = {k: parent[k] for k in INHERITED if k in parent}
+    env.update(config.environment)
+    env.update(tls_env)
+    # keep cluster processes quiet and predictable
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def scheduler_command(config: ClusterConfig, host: str, heartbeat_period: float) -> list[str]:
+    return config.command("scheduler") + [
+        "--protocol",
+        "tls",
+        "--host",
+        host,
+        "--port",
+        "0",
+        "--dashboard-address",
+        f"{host}:0",
+        "--preload",
+        "jhub_gateway.runtime.preload",
+        "--gateway-api-address",
+        f"{host}:0",
+        "--gateway-heartbeat-period",
+        str(heartbeat_period),
+        "--gateway-adaptive-period",
+        str(config.adaptive_period),
+        "--gateway-idle-timeout",
+        str(config.idle_timeout),
+    ]
+
+
+def scheduler_env(
+    base: Mapping[str, str], api_url: str, cluster_name: str, token_path: Path
+) -> dict[str, str]:
+    env = dict(base)
+    env["DASK_GATEWAY_API_URL"] = api_url
+    env["DASK_GATEWAY_CLUSTER_NAME"] = cluster_name
+    env["DASK_GATEWAY_API_TOKEN"] = str(
+        token_path
+    )  # a path: the token itself stays out of the environment
+    return env
+
+
+def worker_command(
+    config: ClusterConfig, scheduler_address: str, worker_name: str, host: str, nanny: bool
+) -> list[str]:
+    return config.command("worker") + [
+        scheduler_address,
+        "--name",
+        worker_name,
+        "--nthreads",
+        str(config.threads),
+        "--memory-limit",
+        str(parse_memory(config.worker_memory)),
+        "--host",
+        host,
+        "--no-dashboard",
+        "--nanny" if nanny else "--no-nanny",
+    ]

@@ -1,0 +1,88 @@
+"""Bookkeeping of one local cluster's processes (what the store persists)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from jhub_gateway.models import Cluster
+
+from .processes import ProcessHandle
+
+STARTING, RUNNING, CLOSING = "starting", "running", "closing"
+
+
+@dataclass
+class WorkerProc:
+    name: str
+    handle: ProcessHandle
+    status: str = STARTING
+    started: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "handle": self.handle.to_dict(),
+            "status": self.status,
+            "started": self.started,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkerProc:
+        return cls(
+            data["name"], ProcessHandle.from_dict(data["handle"]), data["status"], data["started"]
+        )
+
+
+@dataclass
+class LocalClusterState:
+    cluster: Cluster
+    workdir: str
+    scheduler: ProcessHandle | None = None
+    workers: dict[str, WorkerProc] = field(default_factory=dict)
+    next_worker: int = 0
+    last_heartbeat: float = 0.0
+    worker_failures: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workdir": self.workdir,
+            "scheduler": self.scheduler.to_dict() if self.scheduler else None,
+            "workers": [w.to_dict() for w in self.workers.values()],
+            "next_worker": self.next_worker,
+            "last_heartbeat": self.last_heartbeat,
+            "worker_failures": self.worker_failures,
+        }
+
+    @classmethod
+    def from_dict(cls, cluster: Cluster, data: dict[str, Any]) -> LocalClusterState:
+        state = cls(cluster=cluster, workdir=data["workdir"])
+        state.scheduler = (
+            ProcessHandle.from_dict(data["scheduler"]) if data.get("scheduler") else None
+        )
+        state.workers = {w["name"]: WorkerProc.from_dict(w) for w in data.get("workers", [])}
+        state.next_worker = data.get("next_worker", 0)
+        state.last_heartbeat = data.get("last_heartbeat", 0.0)
+        state.worker_failures = data.get("worker_failures", 0)
+        return state
+
+    def new_worker_name(self) -> str:
+        self.next_worker += 1
+        return f"worker-{self.next_worker}"
+
+    def live_workers(self) -> list[WorkerProc]:
+        return [w for w in self.workers.values() if w.status != CLOSING]
+
+    def own(self, task: asyncio.Task) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()

@@ -1,0 +1,125 @@
+"""Shared request handling: authentication, JSON bodies, JSON errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from tornado import web
+
+from jhub_gateway.models import User
+
+from ..errors import BadRequest, GatewayError, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from ..session import SessionCookies
+
+log = logging.getLogger("jhub_gateway.hub_service")
+
+
+class BaseHandler(web.RequestHandler):
+    """Every API handler: errors are JSON ``{"error", "message"}``, never a traceback."""
+
+    user: User | None = None
+
+    @property
+    def gateway(self) -> Any:
+        return self.settings["gateway"]
+
+    @property
+    def sessions(self) -> SessionCookies:
+        return self.settings["sessions"]
+
+    def check_xsrf_cookie(self) -> None:
+        # API calls authenticate with headers or our SameSite=Strict cookie, not forms.
+        return
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+
+    async def prepare(self) -> None:
+        limit = self.settings["max_body_bytes"]
+        declared = self.request.headers.get("Content-Length")
+        if (declared and declared.isdigit() and int(declared) > limit) or len(
+            self.request.body or b""
+        ) > limit:
+            raise PayloadTooLarge(f"request body larger than {limit} bytes")
+
+    async def authenticate(self) -> User:
+        """Identify the caller: Authorization header first, then our session cookie."""
+        if self.request.headers.get("Authorization") is None:
+            user = self.sessions.read(self)
+            if user is not None:
+                self.user = user
+                return user
+        user = await self.settings["authenticator"].authenticate(self)
+        self.sessions.write(self, user)
+        self.user = user
+        return user
+
+    def json_body(self) -> dict[str, Any]:
+        body = self.request.body or b""
+        if not body.strip():
+            return {}
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(
+                f"request body is not valid JSON: {exc}", reason="malformed_json"
+            ) from None
+        if not isinstance(data, dict):
+            raise BadRequest("request body must be a JSON object", reason="malformed_json")
+        return data
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, GatewayError):
+            log.info(
+                "request refused: %s %s -> %d %s",
+                self.request.method,
+                self.request.path,
+                value.status,
+                value.reason,
+            )
+        elif isinstance(value, web.HTTPError):
+            log.info(
+                "request refused: %s %s -> %d",
+                self.request.method,
+                self.request.path,
+                value.status_code,
+            )
+        else:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, GatewayError):
+            self.set_status(exc.status)
+            if isinstance(exc, Unauthorized):
+                challenge = getattr(self.settings["authenticator"], "challenge", None)
+                if challenge:
+                    self.set_header("WWW-Authenticate", challenge)
+            if isinstance(exc, ServiceUnavailable):
+                self.set_header("Retry-After", str(exc.retry_after))
+            body = {"error": exc.reason, "message": exc.message}
+        elif isinstance(exc, web.HTTPError):
+            body = {
+                "error": (exc.reason or self._reason).lower().replace(" ", "_"),
+                "message": exc.log_message or self._reason,
+            }
+        else:
+            self.set_status(500)
+            body = {
+                "error": "internal_error",
+                "message": "the gateway hit an unexpected error; see its log",
+            }
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(body))
+
+
+class NotFoundHandler(BaseHandler):
+    async def prepare(self) -> None:
+        raise web.HTTPError(404, f"no such route: {self.request.path}")

@@ -1,0 +1,139 @@
+"""``/api/v1/clusters``: the upstream-compatible cluster API plus events."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from jhub_gateway.models import ClusterStatus
+
+from ..errors import InvalidOptions, NotFound, Unauthorized
+from .base import BaseHandler
+
+WAIT_SECONDS = 20.0  # long-poll length of ``?wait`` (upstream's client re-polls after it)
+
+
+def parse_status_filter(raw: str | None) -> set[ClusterStatus]:
+    if not raw:
+        return {ClusterStatus.PENDING, ClusterStatus.RUNNING}
+    try:
+        return {ClusterStatus.from_name(part) for part in raw.split(",") if part.strip()}
+    except ValueError as exc:
+        raise InvalidOptions(str(exc)) from None
+
+
+class ClustersHandler(BaseHandler):
+    async def get(self) -> None:
+        user = await self.authenticate()
+        statuses = parse_status_filter(self.get_query_argument("status", None))
+        clusters = self.gateway.backend.list_clusters(user.name, statuses)
+        self.write_json({c.name: c.to_wire(include_credentials=True) for c in clusters})
+
+    async def post(self) -> None:
+        user = await self.authenticate()
+        body = self.json_body()
+        unknown = set(body) - {"cluster_options"}
+        if unknown:
+            raise InvalidOptions(
+                f"unknown request fields: {sorted(unknown)}; expected cluster_options"
+            )
+        cluster = await self.gateway.clusters.create(user, body)
+        self.write_json({"name": cluster.name}, status=201)
+
+
+class ClusterHandler(BaseHandler):
+    async def get(self, name: str) -> None:
+        user = await self.authenticate()
+        service = self.gateway.clusters
+        cluster = service.lookup(user, name)
+        if self.get_query_argument("wait", None) is not None:
+            deadline = time.monotonic() + WAIT_SECONDS
+            while cluster.status == ClusterStatus.PENDING and time.monotonic() < deadline:
+                await self.gateway.backend.wait_for_change(name, deadline - time.monotonic())
+                cluster = service.lookup(user, name)
+        self.write_json(cluster.to_wire(include_credentials=True))
+
+    async def delete(self, name: str) -> None:
+        token = _cluster_token(self)
+        cluster = self.gateway.backend.get_cluster(name)
+        if token is not None and cluster is not None and hmac.compare_digest(cluster.token, token):
+            # the scheduler's own request, e.g. after its idle timeout
+            await self.gateway.backend.stop_cluster(
+                name,
+                reason="StoppedByScheduler",
+                message="the scheduler asked to stop (idle timeout)",
+            )
+        else:
+            user = await self.authenticate()
+            await self.gateway.clusters.stop(user, name)
+        self.set_status(204)
+        self.finish()
+
+
+class ScaleHandler(BaseHandler):
+    async def post(self, name: str) -> None:
+        user = await self.authenticate()
+        body = self.json_body()
+        unknown = set(body) - {"count"}
+        if unknown or "count" not in body:
+            raise InvalidOptions('expected a JSON body {"count": <non-negative integer>}')
+        result = await self.gateway.clusters.scale(user, name, body["count"])
+        self.write_json(result.to_dict())
+
+
+class AdaptHandler(BaseHandler):
+    async def post(self, name: str) -> None:
+        user = await self.authenticate()
+        result = await self.gateway.clusters.adapt(user, name, self.json_body())
+        self.write_json(result.to_dict())
+
+
+class EventsHandler(BaseHandler):
+    async def get(self, name: str) -> None:
+        user = await self.authenticate()
+        cluster = self.gateway.clusters.lookup(user, name)
+        self.write_json(
+            {
+                "name": cluster.name,
+                "status": cluster.status.name,
+                "reason": cluster.reason,
+                "message": cluster.message,
+                "events": [e.to_dict() for e in cluster.events],
+            }
+        )
+
+
+class HeartbeatHandler(BaseHandler):
+    """Schedulers report in here, authenticated by their cluster token only."""
+
+    async def post(self, name: str) -> None:
+        token = _cluster_token(self)
+        cluster = self.gateway.backend.get_cluster(name)
+        if token is None or cluster is None or not hmac.compare_digest(cluster.token, token):
+            raise Unauthorized("heartbeats need the cluster's token")
+        if cluster.status.is_terminal:
+            raise NotFound(f"cluster {name!r} is {cluster.status.name}", reason="cluster_stopped")
+        body = self.json_body()
+        if not isinstance(body.get("count", 0), int):
+            raise InvalidOptions("heartbeat count must be an integer")
+        await self.gateway.backend.on_heartbeat(name, body)
+        self.set_status(200)
+        self.finish()
+
+
+def _cluster_token(handler: BaseHandler) -> str | None:
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "token" and value.strip():
+        return value.strip()
+    return None
+
+
+handlers = [
+    (r"api/v1/clusters/?", ClustersHandler),
+    (r"api/v1/clusters/([^/]+)", ClusterHandler),
+    (r"api/v1/clusters/([^/]+)/scale", ScaleHandler),
+    (r"api/v1/clusters/([^/]+)/adapt", AdaptHandler),
+    (r"api/v1/clusters/([^/]+)/events", EventsHandler),
+    (r"api/v1/clusters/([^/]+)/heartbeat", HeartbeatHandler),
+]

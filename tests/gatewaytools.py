@@ -1,0 +1,173 @@
+"""Run a real jhub-gateway service (with its Traefik and local clusters) for tests."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+DEFAULT_CONFIG = """
+from jhub_gateway.options import Options, Integer, Float, String
+c.GatewayApp.cluster_options = Options(
+    Integer("worker_cores", default=1, min=1, max=4, label="Worker cores"),
+    Float("worker_memory", default=0.5, min=0.25, max=4, label="Worker memory (GiB)"),
+    String("environment_tag", default="", label="Free text"),
+    handler=lambda opts: {"worker_cores": opts.worker_cores,
+                          "worker_memory": int(opts.worker_memory * 2**30)},
+)
+c.ClusterConfig.scheduler_start_timeout = 60
+c.ClusterConfig.worker_start_timeout = 60
+c.LocalBackend.heartbeat_period = 2
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def basic(user: str, password: str = "") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class GatewayProcess:
+    """One ``jhub-gateway`` process with a data dir; restartable."""
+
+    def __init__(
+        self, root: Path, extra_config: str = "", prefix: str = "/", args: list[str] | None = None
+    ):
+        self.root = root
+        self.data_dir = root / "data"
+        self.port = free_port()
+        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.address = f"http://127.0.0.1:{self.port}{self.prefix}"
+        self.config_path = root / "jhub_gateway_config.py"
+        self.config_path.write_text(DEFAULT_CONFIG + "\n" + extra_config)
+        self.args = args or []
+        self.proc: subprocess.Popen | None = None
+        self.log_path = root / "gateway.log"
+
+    def start(self, timeout: float = 60) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "jhub_gateway.hub_service",
+            "--config",
+            str(self.config_path),
+            "--address",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+            "--prefix",
+            self.prefix or "/",
+            "--log-level",
+            "DEBUG",
+            *self.args,
+        ]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.root
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"gateway exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}"
+                )
+            try:
+                status, _ = self.request("GET", "/api/health")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway not healthy in {timeout}s:\n{self.log_text()[-4000:]}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        user: str | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any]:
+        hdrs = dict(headers or {})
+        if user is not None:
+            hdrs["Authorization"] = basic(user)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.address + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                text = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            text = exc.read()
+            status = exc.code
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text.decode(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cluster_processes(self) -> list[psutil.Process]:
+        """Scheduler and worker processes of this gateway (they run in its data dir)."""
+        found = []
+        root = str(self.data_dir)
+        for proc in psutil.process_iter(["cwd"]):
+            try:
+                if (proc.info["cwd"] or "").startswith(root):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+    def kill_everything(self) -> None:
+        self.stop()
+        for proc in self.cluster_processes():
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(self.cluster_processes(), timeout=10)
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def env_without_hub() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
