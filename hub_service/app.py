@@ -63,6 +63,7 @@ class GatewayApp(Application):
         "log-level": "Application.log_level",
         "config": "GatewayApp.config_file",
         "prefix": "GatewayApp.prefix",
+        "api-listen": "GatewayApp.api_listen",
     }
     flags = {
         "generate-config": (
@@ -183,6 +184,7 @@ class GatewayApp(Application):
         self.clusters: ClusterService | None = None
         self.http_server: HTTPServer | None = None
         self._stop_requested = asyncio.Event()
+        self._started = False
 
     @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
@@ -192,8 +194,8 @@ class GatewayApp(Application):
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
             self.update_config(self.cli_config)  # the command line wins over the file
-        self.log.setLevel(self.log_level)
-        logging.getLogger("jhub_gateway").setLevel(self.log_level)
+        level = logging.getLevelName(self.log_level) if isinstance(self.log_level, str) else self.log_level
+        logging.getLogger("jhub_gateway").setLevel(level)  # type: ignore[arg-type]
         Path(self.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.auth = auth_class(self.authenticator)(parent=self, log=self.log)
         self.gateway_backend = backend_class(self.backend)(parent=self, log=self.log)
@@ -219,7 +221,8 @@ class GatewayApp(Application):
 
     async def health_checks(self) -> dict[str, dict]:
         assert self.gateway_backend is not None
-        checks = {"api": {"ok": True}}
+        # not ready until the backend has re-adopted clusters and published their routes
+        checks = {"api": {"ok": True}, "startup": {"ok": self._started}}
         checks.update(await self.gateway_backend.health())
         return checks
 
@@ -252,6 +255,7 @@ class GatewayApp(Application):
             dashboard_auth_url=internal_url + self.prefix + "api/v1/dashboard-auth",
         )
         await self.gateway_backend.setup(context)
+        self._started = True
         self.log.info(
             "jhub-gateway %s serving at %s (api on %s)", __version__, public, internal_url
         )

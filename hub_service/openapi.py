@@ -31,7 +31,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_USER = [{"gatewayAuth": []}]
+_USER: list[dict[str, list[str]]] = [{"gatewayAuth": []}]
 _CLUSTER = {"$ref": "#/components/schemas/Cluster"}
 _SCALE_RESULT = {
     "type": "object",

@@ -124,14 +124,16 @@ class Cluster:
             return f"/clusters/{self.name}/status"
         return None
 
-    def to_wire(self, *, include_credentials: bool) -> dict[str, Any]:
-        """The upstream cluster dict, plus optional fields upstream clients ignore.
+    def to_wire(self, *, include_credentials: bool, extended: bool = False) -> dict[str, Any]:
+        """The upstream cluster dict; ``extended`` adds our fields.
 
+        The upstream client builds its report with ``**fields`` and fails on any
+        unknown key, so the additions are only sent to clients that ask for them.
         Credentials are only sent to the owner (or an admin) of a RUNNING cluster.
         """
         running = self.status == ClusterStatus.RUNNING
         send_tls = include_credentials and running
-        return {
+        wire: dict[str, Any] = {
             "name": self.name,
             "dashboard_route": self.dashboard_route,
             "status": self.status.name,
@@ -140,9 +142,10 @@ class Cluster:
             "options": self.options,
             "tls_cert": self.tls_cert if send_tls else None,
             "tls_key": self.tls_key if send_tls else None,
-            # additions (ignored by the upstream client)
-            "username": self.username,
-            "reason": self.reason,
-            "message": self.message,
-            "workers": {"requested": self.target_workers, "active": self.active_workers},
         }
+        if extended:
+            wire["username"] = self.username
+            wire["reason"] = self.reason
+            wire["message"] = self.message
+            wire["workers"] = {"requested": self.target_workers, "active": self.active_workers}
+        return wire

@@ -108,7 +108,7 @@ class GatewayProcess:
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> tuple[int, Any]:
-        hdrs = dict(headers or {})
+        hdrs = {"X-Gateway-Extensions": "1", **(headers or {})}
         if user is not None:
             hdrs["Authorization"] = basic(user)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -139,8 +139,11 @@ class GatewayProcess:
 
     def cluster_processes(self) -> list[psutil.Process]:
         """Scheduler and worker processes of this gateway (they run in its data dir)."""
+        return self.processes_under(self.data_dir / "clusters")
+
+    def processes_under(self, directory: Path) -> list[psutil.Process]:
         found = []
-        root = str(self.data_dir)
+        root = str(directory)
         for proc in psutil.process_iter(["cwd"]):
             try:
                 if (proc.info["cwd"] or "").startswith(root):
@@ -151,12 +154,13 @@ class GatewayProcess:
 
     def kill_everything(self) -> None:
         self.stop()
-        for proc in self.cluster_processes():
+        leftovers = self.processes_under(self.data_dir)
+        for proc in leftovers:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(self.cluster_processes(), timeout=10)
+        psutil.wait_procs(leftovers, timeout=10)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = "condition"):

@@ -57,6 +57,11 @@ class BaseHandler(web.RequestHandler):
         self.user = user
         return user
 
+    @property
+    def extended(self) -> bool:
+        """Whether the client understands our additions to upstream's responses."""
+        return self.request.headers.get("X-Gateway-Extensions") == "1"
+
     def json_body(self) -> dict[str, Any]:
         body = self.request.body or b""
         if not body.strip():

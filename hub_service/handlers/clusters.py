@@ -26,8 +26,8 @@ class ClustersHandler(BaseHandler):
     async def get(self) -> None:
         user = await self.authenticate()
         statuses = parse_status_filter(self.get_query_argument("status", None))
-        clusters = self.gateway.backend.list_clusters(user.name, statuses)
-        self.write_json({c.name: c.to_wire(include_credentials=True) for c in clusters})
+        clusters = self.gateway.clusters.backend.list_clusters(user.name, statuses)
+        self.write_json({c.name: c.to_wire(include_credentials=True, extended=self.extended) for c in clusters})
 
     async def post(self) -> None:
         user = await self.authenticate()
@@ -49,16 +49,16 @@ class ClusterHandler(BaseHandler):
         if self.get_query_argument("wait", None) is not None:
             deadline = time.monotonic() + WAIT_SECONDS
             while cluster.status == ClusterStatus.PENDING and time.monotonic() < deadline:
-                await self.gateway.backend.wait_for_change(name, deadline - time.monotonic())
+                await self.gateway.clusters.backend.wait_for_change(name, deadline - time.monotonic())
                 cluster = service.lookup(user, name)
-        self.write_json(cluster.to_wire(include_credentials=True))
+        self.write_json(cluster.to_wire(include_credentials=True, extended=self.extended))
 
     async def delete(self, name: str) -> None:
         token = _cluster_token(self)
-        cluster = self.gateway.backend.get_cluster(name)
+        cluster = self.gateway.clusters.backend.get_cluster(name)
         if token is not None and cluster is not None and hmac.compare_digest(cluster.token, token):
             # the scheduler's own request, e.g. after its idle timeout
-            await self.gateway.backend.stop_cluster(
+            await self.gateway.clusters.backend.stop_cluster(
                 name,
                 reason="StoppedByScheduler",
                 message="the scheduler asked to stop (idle timeout)",
@@ -108,7 +108,7 @@ class HeartbeatHandler(BaseHandler):
 
     async def post(self, name: str) -> None:
         token = _cluster_token(self)
-        cluster = self.gateway.backend.get_cluster(name)
+        cluster = self.gateway.clusters.backend.get_cluster(name)
         if token is None or cluster is None or not hmac.compare_digest(cluster.token, token):
             raise Unauthorized("heartbeats need the cluster's token")
         if cluster.status.is_terminal:
@@ -116,7 +116,7 @@ class HeartbeatHandler(BaseHandler):
         body = self.json_body()
         if not isinstance(body.get("count", 0), int):
             raise InvalidOptions("heartbeat count must be an integer")
-        await self.gateway.backend.on_heartbeat(name, body)
+        await self.gateway.clusters.backend.on_heartbeat(name, body)
         self.set_status(200)
         self.finish()
 

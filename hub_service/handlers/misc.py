@@ -62,8 +62,8 @@ class AdminClustersHandler(BaseHandler):
         user = await self.authenticate()
         if not user.admin:
             raise Forbidden("admin only", reason="admin_required")
-        clusters = self.gateway.backend.list_clusters(None, ACTIVE)
-        self.write_json({c.name: c.to_wire(include_credentials=False) for c in clusters})
+        clusters = self.gateway.clusters.backend.list_clusters(None, ACTIVE)
+        self.write_json({c.name: c.to_wire(include_credentials=False, extended=True) for c in clusters})
 
 
 _DASHBOARD_PATH = re.compile(r"/clusters/([^/]+)(/|$)")

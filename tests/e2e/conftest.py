@@ -14,4 +14,4 @@ def gateway(tmp_path_factory):
         yield gw
     finally:
         gw.kill_everything()
-        assert gw.cluster_processes() == []
+        assert gw.processes_under(gw.data_dir) == []

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from runtime_helpers import Processes
 
 from jhub_gateway.tls import new_keypair, tls_env, write_credentials
+from tests.runtime.runtime_helpers import Processes
 
 
 @pytest.fixture(scope="module")

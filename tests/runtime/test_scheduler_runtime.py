@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from distributed import Client
 from distributed.security import Security
-from runtime_helpers import (
+
+from tests.runtime.runtime_helpers import (
     FakeGateway,
     Processes,
     http,

@@ -71,8 +71,10 @@ def test_status_transitions_record_reasons_and_terminal_is_final():
     assert cluster.stop_time is not None
     assert not cluster.transition(ClusterStatus.RUNNING, "Again")
     assert [e.reason for e in cluster.events] == ["Running", "SchedulerExited"]
-    wire = cluster.to_wire(include_credentials=True)
+    wire = cluster.to_wire(include_credentials=True, extended=True)
     assert wire["status"] == "FAILED" and wire["tls_key"] is None and wire["reason"] == "SchedulerExited"
+    upstream_fields = {"name", "dashboard_route", "status", "start_time", "stop_time", "options", "tls_cert", "tls_key"}
+    assert set(cluster.to_wire(include_credentials=True)) == upstream_fields
 
 
 def test_credentials_only_for_running_clusters():

@@ -24,7 +24,7 @@ from jhub_gateway.names import new_cluster_name
 
 from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
-from ...proxy import TraefikProxy
+from ...traefik import TraefikProxy
 from ..base import Backend, GatewayContext
 from . import launch, processes
 from .state import CLOSING, RUNNING, LocalClusterState, WorkerProc
@@ -195,9 +195,9 @@ class LocalBackend(Backend):
                 if worker_name in state.workers:
                     state.workers[worker_name].status = CLOSING
             for worker_name in heartbeat.get("closed_workers", []):
-                worker = state.workers.pop(worker_name, None)
-                if worker is not None:
-                    state.own(asyncio.create_task(_end_process(worker.handle, grace=5.0)))
+                closed = state.workers.pop(worker_name, None)
+                if closed is not None:
+                    state.own(asyncio.create_task(_end_process(closed.handle, grace=5.0)))
             cluster.target_workers = int(heartbeat.get("count", cluster.target_workers))
             cluster.active_workers = len(active)
             await self._reconcile_workers(state)
@@ -250,7 +250,7 @@ class LocalBackend(Backend):
             # Only workers that never joined are ours to stop; the scheduler retires joined ones.
             starting = [w for w in live if w.status != RUNNING]
             for worker in starting[:-missing]:
-                state.workers.pop(worker.name, None)
+                del state.workers[worker.name]
                 state.own(asyncio.create_task(_end_process(worker.handle, grace=2.0)))
 
     async def _watch_worker(self, state: LocalClusterState, worker: WorkerProc) -> None:

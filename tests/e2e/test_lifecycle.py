@@ -1,0 +1,131 @@
+"""Failures and policies with real processes: restarts, crashes, idle timeout, adaptive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from jhub_gateway import Gateway
+from jhub_gateway.client import BasicAuth
+from tests.gatewaytools import GatewayProcess, wait_for
+
+EXTRA_CONFIG = """
+from jhub_gateway.options import Options, Float
+c.GatewayApp.cluster_options = Options(
+    Float("idle_timeout", default=0, min=0, max=600),
+    handler=lambda o: {"idle_timeout": o.idle_timeout, "worker_memory": "512 M"},
+)
+c.ClusterConfig.adaptive_period = 0.5
+"""
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    gw = GatewayProcess(tmp_path_factory.mktemp("lifecycle"), extra_config=EXTRA_CONFIG)
+    gw.start()
+    try:
+        yield gw
+    finally:
+        gw.kill_everything()
+        assert gw.processes_under(gw.data_dir) == []
+
+
+def _status(gateway, name, user="alice"):
+    return gateway.request("GET", f"/api/v1/clusters/{name}", user=user)[1]
+
+
+def _traefik(gateway):
+    parent = psutil.Process(gateway.proc.pid)
+    return next(p for p in parent.children() if "traefik" in p.name())
+
+
+def test_service_restart_keeps_running_clusters(gateway):
+    gw = Gateway(gateway.address, auth=BasicAuth("alice"))
+    cluster = gw.new_cluster(shutdown_on_close=False)
+    cluster.scale(1)
+    client = cluster.get_client(set_as_default=False)
+    client.wait_for_workers(1, timeout=90)
+    assert client.submit(sum, [1, 2]).result(timeout=60) == 3
+    client.close()
+    cluster.close()
+    gw.close()
+
+    scheduler_pids = {p.pid for p in gateway.cluster_processes()}
+    gateway.stop()
+    assert all(psutil.pid_exists(pid) for pid in scheduler_pids)  # clusters outlive the service
+    gateway.start()
+    assert _status(gateway, cluster.name)["status"] == "RUNNING"
+    with Gateway(gateway.address, auth=BasicAuth("alice")) as gw:
+        again = gw.connect(cluster.name)
+        client = again.get_client(set_as_default=False)
+        assert client.submit(sum, [4, 5]).result(timeout=60) == 9
+        client.close()
+        events = gateway.request("GET", f"/api/v1/clusters/{cluster.name}/events", user="alice")[1]
+        assert "GatewayRestarted" in [e["reason"] for e in events["events"]]
+        again.shutdown()
+
+
+def test_killed_scheduler_fails_the_cluster_with_a_reason(gateway):
+    with Gateway(gateway.address, auth=BasicAuth("bob")) as gw:
+        cluster = gw.new_cluster()
+        cluster.scale(1)
+        wait_for(lambda: _status(gateway, cluster.name, "bob")["workers"]["active"] == 1, what="worker")
+        before = {p.pid for p in gateway.cluster_processes()}
+        scheduler = next(
+            p for p in gateway.cluster_processes() if "scheduler" in " ".join(p.cmdline())
+        )
+        os.kill(scheduler.pid, signal.SIGKILL)
+        wait_for(lambda: _status(gateway, cluster.name, "bob")["status"] == "FAILED", what="FAILED")
+        report = _status(gateway, cluster.name, "bob")
+        assert report["reason"] == "SchedulerExited" and "exited with code" in report["message"]
+        wait_for(lambda: not any(psutil.pid_exists(p) for p in before), what="workers to be stopped")
+        cluster.close(shutdown=False)
+
+
+def test_killed_traefik_is_restarted_with_routes(gateway):
+    with Gateway(gateway.address, auth=BasicAuth("carol")) as gw:
+        cluster = gw.new_cluster()
+        old = _traefik(gateway)
+        old.kill()
+        wait_for(lambda: _traefik_alive_new(gateway, old.pid), timeout=60, what="traefik restart")
+        wait_for(lambda: gateway.request("GET", "/api/health")[0] == 200, what="api back through traefik")
+        client = cluster.get_client(set_as_default=False)  # scheduler TLS route is back too
+        assert client.scheduler_info()["id"]
+        client.close()
+        cluster.shutdown()
+
+
+def _traefik_alive_new(gateway, old_pid):
+    try:
+        return _traefik(gateway).pid != old_pid
+    except StopIteration:
+        return False
+
+
+def test_idle_timeout_stops_the_cluster(gateway):
+    with Gateway(gateway.address, auth=BasicAuth("dave")) as gw:
+        cluster = gw.new_cluster(idle_timeout=2)
+        wait_for(lambda: _status(gateway, cluster.name, "dave")["status"] == "STOPPED", what="idle stop")
+        report = _status(gateway, cluster.name, "dave")
+        assert report["reason"] == "StoppedByScheduler"
+        cluster.close(shutdown=False)
+
+
+def test_adaptive_scaling_up_and_down(gateway):
+    with Gateway(gateway.address, auth=BasicAuth("erin")) as gw:
+        cluster = gw.new_cluster()
+        cluster.adapt(minimum=0, maximum=2)
+        client = cluster.get_client(set_as_default=False)
+        futures = client.map(time.sleep, [0.5] * 40, pure=False)
+        wait_for(lambda: _status(gateway, cluster.name, "erin")["workers"]["active"] >= 1, timeout=90,
+                 what="adaptive scale up")
+        client.gather(futures)
+        del futures
+        wait_for(lambda: _status(gateway, cluster.name, "erin")["workers"]["active"] == 0, timeout=90,
+                 what="adaptive scale down")
+        client.close()
+        cluster.shutdown()
