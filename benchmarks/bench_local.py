@@ -32,8 +32,8 @@ UPSTREAM_CONFIG = """
 c.DaskGateway.address = "127.0.0.1:{api_port}"
 c.Proxy.address = "127.0.0.1:{proxy_port}"
 c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
-c.UnsafeLocalBackend.scheduler_cmd = "dask scheduler"
-c.UnsafeLocalBackend.worker_cmd = "dask worker"
+c.ClusterConfig.scheduler_cmd = ["{bindir}/dask", "scheduler"]
+c.ClusterConfig.worker_cmd = ["{bindir}/dask", "worker"]
 c.UnsafeLocalBackend.clusters_directory = "{root}/clusters"
 c.ClusterConfig.worker_memory = "512 M"
 c.DaskGateway.log_level = "WARN"
@@ -48,7 +48,9 @@ class UpstreamServer:
         (root / "clusters").mkdir()
         self.config = root / "dask_gateway_config.py"
         self.config.write_text(
-            UPSTREAM_CONFIG.format(api_port=api_port, proxy_port=proxy_port, root=root)
+            UPSTREAM_CONFIG.format(
+                api_port=api_port, proxy_port=proxy_port, root=root, bindir=Path(sys.executable).parent
+            )
         )
         self.proc: subprocess.Popen | None = None
 
@@ -142,11 +144,15 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for label, cls in (("upstream", UpstreamServer), ("jhub-gateway", OurServer)):
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{label}-", ignore_cleanup_errors=True) as tmp:
             server = cls(Path(tmp))
             server.start()
             try:
                 results[label] = measure(server, args.runs)
+            except Exception:
+                log = Path(tmp) / ("upstream.log" if label == "upstream" else "gateway.log")
+                print(f"{label} failed; last log lines:\n" + log.read_text(errors="replace")[-3000:])
+                raise
             finally:
                 server.stop()
     up, ours = results["upstream"], results["jhub-gateway"]

@@ -122,9 +122,10 @@ class GatewayApp(Application):
         config=True,
     )
     session_max_age = Float(
-        300.0,
+        60.0,
         min=0,
-        help="Seconds a session cookie stays valid before the caller re-authenticates (0 disables cookies).",
+        help="""Seconds a session cookie stays valid before the caller re-authenticates
+        (0 disables cookies). A revoked hub token keeps working at most this long.""",
         config=True,
     )
     max_body_bytes = Integer(
@@ -194,7 +195,11 @@ class GatewayApp(Application):
         if os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
             self.update_config(self.cli_config)  # the command line wins over the file
-        level = logging.getLevelName(self.log_level) if isinstance(self.log_level, str) else self.log_level
+        level = (
+            logging.getLevelName(self.log_level)
+            if isinstance(self.log_level, str)
+            else self.log_level
+        )
         logging.getLogger("jhub_gateway").setLevel(level)  # type: ignore[arg-type]
         Path(self.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.auth = auth_class(self.authenticator)(parent=self, log=self.log)
@@ -290,11 +295,21 @@ class GatewayApp(Application):
         print(f"wrote {self.config_file}")
 
     def classes_for_config(self) -> list[type]:
+        from .auth.jupyterhub import JupyterHubAuthenticator
         from .auth.simple import SimpleAuthenticator
         from .backends.local.backend import LocalBackend
         from .cluster_config import ClusterConfig
+        from .proxy import TraefikProxy
 
-        return [GatewayApp, UserQuotas, ClusterConfig, SimpleAuthenticator, LocalBackend]
+        return [
+            GatewayApp,
+            UserQuotas,
+            ClusterConfig,
+            SimpleAuthenticator,
+            JupyterHubAuthenticator,
+            LocalBackend,
+            TraefikProxy,
+        ]
 
 
 def main(argv: list[str] | None = None) -> None:

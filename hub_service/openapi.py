@@ -42,6 +42,17 @@ _SCALE_RESULT = {
 def openapi_document(prefix: str) -> dict[str, Any]:
     p = prefix.rstrip("/")
     paths: dict[str, Any] = {
+        "/": {
+            "get": {
+                "summary": "The caller's page (HTML): clusters and dashboard links",
+                "security": _USER,
+                "responses": {
+                    "200": _resp("HTML page"),
+                    "302": _resp("To the hub login"),
+                    **_errors(401, 403),
+                },
+            }
+        },
         "/api/health": {
             "get": {
                 "summary": "Health with named checks",

@@ -9,7 +9,7 @@ from typing import Any
 from tornado import web
 
 from .auth.base import Authenticator
-from .handlers import clusters, misc
+from .handlers import clusters, misc, pages
 from .handlers.base import NotFoundHandler
 from .session import SessionCookies
 
@@ -19,7 +19,7 @@ def make_web_app(
 ) -> web.Application:
     prefix = gateway.prefix
     routes: list[tuple] = []
-    for pattern, handler in misc.handlers + clusters.handlers:
+    for pattern, handler in misc.handlers + clusters.handlers + pages.handlers:
         routes.append((re.escape(prefix) + pattern + "$", handler))
     routes.extend(authenticator.extra_handlers(prefix))
     return web.Application(

@@ -27,7 +27,9 @@ class ClustersHandler(BaseHandler):
         user = await self.authenticate()
         statuses = parse_status_filter(self.get_query_argument("status", None))
         clusters = self.gateway.clusters.backend.list_clusters(user.name, statuses)
-        self.write_json({c.name: c.to_wire(include_credentials=True, extended=self.extended) for c in clusters})
+        self.write_json(
+            {c.name: c.to_wire(include_credentials=True, extended=self.extended) for c in clusters}
+        )
 
     async def post(self) -> None:
         user = await self.authenticate()
@@ -49,7 +51,9 @@ class ClusterHandler(BaseHandler):
         if self.get_query_argument("wait", None) is not None:
             deadline = time.monotonic() + WAIT_SECONDS
             while cluster.status == ClusterStatus.PENDING and time.monotonic() < deadline:
-                await self.gateway.clusters.backend.wait_for_change(name, deadline - time.monotonic())
+                await self.gateway.clusters.backend.wait_for_change(
+                    name, deadline - time.monotonic()
+                )
                 cluster = service.lookup(user, name)
         self.write_json(cluster.to_wire(include_credentials=True, extended=self.extended))
 

@@ -63,7 +63,9 @@ class AdminClustersHandler(BaseHandler):
         if not user.admin:
             raise Forbidden("admin only", reason="admin_required")
         clusters = self.gateway.clusters.backend.list_clusters(None, ACTIVE)
-        self.write_json({c.name: c.to_wire(include_credentials=False, extended=True) for c in clusters})
+        self.write_json(
+            {c.name: c.to_wire(include_credentials=False, extended=True) for c in clusters}
+        )
 
 
 _DASHBOARD_PATH = re.compile(r"/clusters/([^/]+)(/|$)")

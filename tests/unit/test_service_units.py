@@ -8,7 +8,7 @@ import pytest
 from traitlets import TraitError
 
 from jhub_gateway.hub_service.cluster_config import ClusterConfig, parse_memory
-from jhub_gateway.hub_service.handlers import clusters, misc
+from jhub_gateway.hub_service.handlers import clusters, misc, pages
 from jhub_gateway.hub_service.openapi import openapi_document
 from jhub_gateway.hub_service.quotas import Limits, Usage, UserQuotas, workers_allowed
 from jhub_gateway.models import Cluster, ClusterStatus, User
@@ -93,9 +93,9 @@ def _openapi_path(pattern: str) -> str:
 
 def test_openapi_document_lists_exactly_the_routes():
     doc = openapi_document("/services/dask-gateway/")
-    served = {_openapi_path(p) for p, _ in misc.handlers + clusters.handlers}
+    served = {_openapi_path(p) for p, _ in misc.handlers + clusters.handlers + pages.handlers}
     assert served == set(doc["paths"])
-    for path, handler in misc.handlers + clusters.handlers:
+    for path, handler in misc.handlers + clusters.handlers + pages.handlers:
         methods = {m.lower() for m in ("GET", "POST", "DELETE") if m.lower() in vars(handler)}
         assert methods == set(doc["paths"][_openapi_path(path)]), path
     assert doc["servers"] == [{"url": "/services/dask-gateway"}]

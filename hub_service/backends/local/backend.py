@@ -24,7 +24,7 @@ from jhub_gateway.names import new_cluster_name
 
 from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
-from ...traefik import TraefikProxy
+from ...proxy import TraefikProxy
 from ..base import Backend, GatewayContext
 from . import launch, processes
 from .state import CLOSING, RUNNING, LocalClusterState, WorkerProc

@@ -32,7 +32,9 @@ def base_env(
     env = {k: parent[k] for k in INHERITED if k in parent}
     # find `dask` (and `python`) of the service's own environment first, even when the
     # service was started by absolute path without its venv on PATH
-    env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p)
+    env["PATH"] = os.pathsep.join(
+        p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p
+    )
     env.update(config.environment)
     env.update(tls_env)
     # keep cluster processes quiet and predictable

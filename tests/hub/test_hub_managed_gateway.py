@@ -1,0 +1,231 @@
+"""The gateway as a hub-managed service of a real JupyterHub, end to end.
+
+The hub starts and stops the service; notebook-style tokens reach it through the
+hub's proxy (``/services/dask-gateway/``) and Traefik; scheduler TLS goes to Traefik.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import dask_gateway
+import psutil
+import pytest
+import pytest_asyncio
+from dask_gateway.auth import JupyterHubAuth as UpstreamJupyterHubAuth
+
+from jhub_gateway import Gateway
+from jhub_gateway.client import GatewayAuthError, GatewayValueError, JupyterHubAuth
+from tests.gatewaytools import free_port
+from tests.hubtools import run_hub, wait_until
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SERVICE = "dask-gateway"
+ACCESS = f"access:services!service={SERVICE}"
+
+GATEWAY_CONFIG = """
+from jhub_gateway.options import Options, Integer
+
+def options_for(user):
+    top = 4 if "big" in user.groups else 1
+    return Options(
+        Integer("worker_cores", default=1, min=1, max=top),
+        handler=lambda o: {"worker_cores": o.worker_cores, "worker_memory": "512 M"},
+    )
+
+c.GatewayApp.cluster_options = options_for
+c.JupyterHubAuthenticator.cache_ttl = 1
+c.GatewayApp.session_max_age = 1
+"""
+
+
+class Stack:
+    def __init__(self, hub, gateway_port: int, data_dir: Path):
+        self.hub = hub
+        self.address = f"{hub.url}/services/{SERVICE}"
+        self.proxy_address = f"gateway://127.0.0.1:{gateway_port}"
+        self.data_dir = data_dir
+
+    def gateway(self, token: str, upstream: bool = False):
+        if upstream:
+            return dask_gateway.Gateway(
+                self.address,
+                proxy_address=self.proxy_address,
+                auth=UpstreamJupyterHubAuth(token),
+                asynchronous=True,
+            )
+        return Gateway(
+            self.address,
+            proxy_address=self.proxy_address,
+            auth=JupyterHubAuth(token),
+            asynchronous=True,
+        )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hubstack")
+    port = free_port()
+    config = root / "jhub_gateway_config.py"
+    config.write_text(GATEWAY_CONFIG)
+    data_dir = root / "gateway-data"
+    service = {
+        "name": SERVICE,
+        "url": f"http://127.0.0.1:{port}",
+        "display": True,
+        "oauth_no_confirm": True,
+        "command": [
+            sys.executable,
+            "-m",
+            "jhub_gateway.hub_service",
+            "--auth",
+            "jupyterhub",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(data_dir),
+            "--config",
+            str(config),
+            "--log-level",
+            "DEBUG",
+        ],
+    }
+    users = {"alice": {}, "bob": {}, "root": {"admin": True}, "hercules": {"groups": ["big"]}}
+    roles = [{"name": "user", "scopes": ["self", ACCESS]}]
+    async with run_hub(root, services=[service], users=users, roles=roles) as hub:
+        st = Stack(hub, port, data_dir)
+
+        await wait_until(lambda: healthy(st.address), 90, "the hub-managed gateway")
+        yield st
+
+
+async def healthy(address: str) -> bool:
+    try:
+        # no redirects: before the hub routes the service, the hub itself answers with its login page
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{address}/api/health", allow_redirects=False) as r,
+        ):
+            return r.status == 200 and (await r.json()).get("status") == "pass"
+    except aiohttp.ClientError:
+        return False
+
+
+async def token(stack, user, scopes=None):
+    return await stack.hub.token_for(user, scopes=scopes)
+
+
+async def test_token_with_scope_create_scale_compute_stop(stack):
+    async with stack.gateway(await token(stack, "alice", ["self", ACCESS])) as gw:
+        cluster = await gw.new_cluster()
+        await cluster.scale(2)
+        client = cluster.get_client(set_as_default=False)
+        await client
+        await client.wait_for_workers(2, timeout=90)
+        assert await client.submit(lambda x: x * 3, 14) == 42
+        await client.close()
+        await cluster.shutdown()
+        report = await gw.get_cluster(cluster.name)
+        assert report.status.name == "STOPPED"
+
+
+async def test_upstream_client_with_jupyterhub_auth(stack):
+    async with stack.gateway(await token(stack, "alice", ["self", ACCESS]), upstream=True) as gw:
+        cluster = await gw.new_cluster()
+        assert (await gw.list_clusters())[0].name == cluster.name
+        await cluster.shutdown()
+
+
+async def test_token_without_scope_is_forbidden(stack):
+    async with stack.gateway(await token(stack, "alice", ["read:users:name!user=alice"])) as gw:
+        with pytest.raises(GatewayAuthError, match="access:services"):
+            await gw.list_clusters()
+
+
+async def test_bogus_and_revoked_tokens_are_unauthorized(stack):
+    async with stack.gateway("not-a-real-token") as gw:
+        with pytest.raises(GatewayAuthError) as info:
+            await gw.list_clusters()
+        assert info.value.status == 401
+    revoked = await token(stack, "bob", ["self", ACCESS])
+    async with stack.gateway(revoked) as gw:
+        assert await gw.list_clusters() == []
+        await stack.hub.revoke(revoked)
+
+        async def refused():
+            try:
+                await gw.list_clusters()
+            except GatewayAuthError as exc:
+                return exc.status == 401
+            return False
+
+        await wait_until(refused, 30, "the revoked token to be refused")
+
+
+async def test_users_see_only_their_own_clusters_admins_see_all(stack):
+    async with stack.gateway(await token(stack, "alice", ["self", ACCESS])) as alice:
+        cluster = await alice.new_cluster()
+        async with stack.gateway(await token(stack, "bob", ["self", ACCESS])) as bob:
+            assert await bob.list_clusters() == []
+            with pytest.raises(GatewayAuthError):
+                await bob.scale_cluster(cluster.name, 1)
+        root_token = await token(stack, "root", ["self", ACCESS])
+        async with aiohttp.ClientSession(headers={"Authorization": f"token {root_token}"}) as s:
+            async with s.get(f"{stack.address}/api/v1/users/me") as r:
+                me = await r.json()
+            assert me["admin"] is True and me["name"] == "root"
+            async with s.get(f"{stack.address}/api/v1/admin/clusters/") as r:
+                assert cluster.name in await r.json()
+        await cluster.shutdown()
+
+
+async def test_options_depend_on_groups(stack):
+    async with stack.gateway(await token(stack, "hercules", ["self", ACCESS])) as gw:
+        spec = await gw.cluster_options()
+        assert spec.worker_cores == 1
+        name = await gw.submit(cluster_options={"worker_cores": 4})
+        await gw.stop_cluster(name)
+    async with stack.gateway(await token(stack, "alice", ["self", ACCESS])) as gw:
+        with pytest.raises(GatewayValueError, match="worker_cores"):
+            await gw.submit(cluster_options={"worker_cores": 4})
+
+
+async def test_hub_stops_the_managed_service_gracefully(tmp_path):
+    port = free_port()
+    data_dir = tmp_path / "gw"
+    service = {
+        "name": SERVICE,
+        "url": f"http://127.0.0.1:{port}",
+        "command": [
+            sys.executable,
+            "-m",
+            "jhub_gateway.hub_service",
+            "--auth",
+            "jupyterhub",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(data_dir),
+        ],
+    }
+    async with run_hub(tmp_path, services=[service]) as hub:
+        await wait_until(lambda: healthy(f"{hub.url}/services/{SERVICE}"), 90, "managed service")
+        (service_proc,) = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if str(data_dir) in (p.info["cmdline"] or [])
+        ]
+        await hub.stop()
+        assert not service_proc.is_running()
+    # the hub waited for the service's own SIGTERM handling, not for a kill timeout (33 s)
+    stamps = {}
+    for line in hub.log_tail(400).splitlines():
+        for key in ("Cleaning up 1 services", "Cleaning up single-user servers"):
+            if key in line:
+                stamps[key] = datetime.strptime(line.split()[2], "%H:%M:%S.%f")
+    waited = stamps["Cleaning up single-user servers"] - stamps["Cleaning up 1 services"]
+    assert waited.total_seconds() < 10
