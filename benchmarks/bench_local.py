@@ -14,6 +14,7 @@ Run: ``.venv/bin/python benchmarks/bench_local.py --runs 5``. Not a test: prints
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -125,11 +126,15 @@ def measure(server, runs: int) -> dict[str, float]:
                 trips.append(time.perf_counter() - t0)
             client.close()
             cluster.shutdown()
-        idle = [gw.new_cluster(shutdown_on_close=False) for _ in range(20)]
+        names = [gw.submit() for _ in range(20)]
+        wait_for(
+            lambda: sum(r.status.name == "RUNNING" for r in gw.list_clusters()) == 20,
+            timeout=180, interval=0.5, what="20 idle clusters",
+        )
         time.sleep(2)  # let the service settle after the burst before sampling memory
         rss = server.rss()
-        for cluster in idle:
-            cluster.shutdown()
+        for name in names:
+            gw.stop_cluster(name)
     return {
         "new_cluster": statistics.median(starts),
         "scale2": statistics.median(scales),
@@ -138,32 +143,45 @@ def measure(server, runs: int) -> dict[str, float]:
     }
 
 
+def run_one(label: str, runs: int) -> dict[str, float]:
+    cls = UpstreamServer if label == "upstream" else OurServer
+    with tempfile.TemporaryDirectory(prefix=f"bench-{label}-", ignore_cleanup_errors=True) as tmp:
+        server = cls(Path(tmp))
+        server.start()
+        try:
+            return measure(server, runs)
+        except Exception:
+            log = Path(tmp) / ("upstream.log" if label == "upstream" else "gateway.log")
+            print(f"{label} failed; last log lines:\n" + log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", choices=["upstream", "jhub-gateway"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.only:
+        print(json.dumps(run_one(args.only, args.runs)))
+        return
+    # Each server is measured in its own process: the upstream client's Gateway.__del__
+    # can deadlock a later run's event loop when it is garbage-collected there.
     results = {}
-    for label, cls in (("upstream", UpstreamServer), ("jhub-gateway", OurServer)):
-        with tempfile.TemporaryDirectory(prefix=f"bench-{label}-", ignore_cleanup_errors=True) as tmp:
-            server = cls(Path(tmp))
-            server.start()
-            try:
-                results[label] = measure(server, args.runs)
-            except Exception:
-                log = Path(tmp) / ("upstream.log" if label == "upstream" else "gateway.log")
-                print(f"{label} failed; last log lines:\n" + log.read_text(errors="replace")[-3000:])
-                raise
-            finally:
-                server.stop()
+    for label in ("upstream", "jhub-gateway"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--runs", str(args.runs), "--only", label],
+            capture_output=True, text=True, timeout=1200,
+        )
+        if out.returncode != 0:
+            raise SystemExit(f"{label} run failed:\n{out.stderr[-4000:]}")
+        results[label] = json.loads(out.stdout.strip().splitlines()[-1])
     up, ours = results["upstream"], results["jhub-gateway"]
     print(f"| metric (median of {args.runs}) | upstream | jhub-gateway | ratio |")
     print("|---|---|---|---|")
-    for key, label in (
-        ("new_cluster", "new_cluster() until usable (s)"),
-        ("scale2", "scale(2) until 2 workers (s)"),
-        ("roundtrip_ms", "submit round trip (ms)"),
-        ("rss_mb", "service RSS, 20 idle clusters (MiB)"),
-    ):
+    for key, label in (("new_cluster", "new_cluster() until usable (s)"), ("scale2", "scale(2) until 2 workers (s)"),
+                       ("roundtrip_ms", "submit round trip (ms)"), ("rss_mb", "service RSS, 20 idle clusters (MiB)")):
         print(f"| {label} | {up[key]:.3f} | {ours[key]:.3f} | {ours[key] / up[key]:.2f}x |")
 
 

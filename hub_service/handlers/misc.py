@@ -7,7 +7,7 @@ import re
 from jhub_gateway import __version__
 from jhub_gateway.models import ClusterStatus
 
-from ..errors import Forbidden, NotFound
+from ..errors import Forbidden, NotFound, Unauthorized
 from ..openapi import openapi_document
 from .base import BaseHandler
 
@@ -81,7 +81,20 @@ class DashboardAuthHandler(BaseHandler):
         match = _DASHBOARD_PATH.match(path)
         if match is None:
             raise NotFound("not a dashboard path")
-        user = await self.authenticate()
+        try:
+            user = await self.authenticate()
+        except Unauthorized:
+            login_url = getattr(self.settings["authenticator"], "login_url", None)
+            if login_url is None or "text/html" not in self.request.headers.get("Accept", ""):
+                raise
+            # A browser without a session goes through the hub login and back. Traefik
+            # resolves a relative Location against *our* address, so make it absolute
+            # on the host the browser used.
+            headers = self.request.headers
+            scheme = headers.get("X-Forwarded-Proto", "http").split(",")[0].strip()
+            host = headers.get("X-Forwarded-Host", self.request.host).split(",")[0].strip()
+            self.redirect(f"{scheme}://{host}{login_url(original)}")
+            return
         self.gateway.clusters.lookup(user, match.group(1))
         self.set_status(200)
         self.finish()

@@ -229,3 +229,45 @@ async def test_hub_stops_the_managed_service_gracefully(tmp_path):
                 stamps[key] = datetime.strptime(line.split()[2], "%H:%M:%S.%f")
     waited = stamps["Cleaning up single-user servers"] - stamps["Cleaning up 1 services"]
     assert waited.total_seconds() < 10
+
+
+@pytest.mark.browser
+async def test_browser_login_reaches_the_service_page_and_dashboard(stack, tmp_path):
+    """Real Chromium: hub login -> OAuth to the service -> its page -> an authenticated dashboard."""
+    from playwright.async_api import async_playwright
+
+    async with stack.gateway(await token(stack, "alice", ["self", ACCESS])) as gw:
+        cluster = await gw.new_cluster()
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{stack.address}/")
+                await page.wait_for_url("**/hub/login**")
+                await page.fill("#username_input", "alice")
+                await page.fill("#password_input", "any")
+                await page.click("#login_submit")
+                await page.wait_for_url(f"{stack.address}/**")
+                assert "alice" in await page.inner_text("#user")
+                assert cluster.name in await page.content()
+                await page.screenshot(path=str(tmp_path / "service-page.png"))
+                response = await page.goto(f"{stack.address}/clusters/{cluster.name}/status")
+                assert response is not None and response.status == 200
+                # a browser without a hub session is sent to the hub login, not shown the dashboard
+                other = await browser.new_page()
+                await other.goto(f"{stack.address}/clusters/{cluster.name}/status")
+                await other.wait_for_url("**/hub/login**")
+                # another hub user is refused the dashboard
+                await other.fill("#username_input", "bob")
+                await other.fill("#password_input", "any")
+                await other.click("#login_submit")
+                await other.wait_for_url(f"{stack.address}/**")
+                response = await other.goto(f"{stack.address}/clusters/{cluster.name}/status")
+                assert response is not None and response.status == 403
+            finally:
+                await browser.close()
+        await cluster.shutdown()
