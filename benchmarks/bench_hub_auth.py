@@ -45,7 +45,9 @@ def start(cmd: list[str], env: dict[str, str], root: Path, log: str) -> subproce
         return subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
 
 
-async def load(url: str, tokens: list[str], concurrency: int, total: int, mode: str) -> tuple[float, float]:
+async def load(
+    url: str, tokens: list[str], concurrency: int, total: int, mode: str
+) -> tuple[float, float]:
     latencies: list[float] = []
     per_worker = total // concurrency
 
@@ -92,32 +94,60 @@ async def main() -> None:
         base_env = dict(os.environ, JUPYTERHUB_API_URL=hub.api_url)
         our_api, our_public = free_port(), free_port()
         ours = start(
-            [sys.executable, "-m", "jhub_gateway.hub_service", "--auth", "jupyterhub",
-             "--api-listen", f"127.0.0.1:{our_api}", "--address", f"127.0.0.1:{our_public}",
-             "--data-dir", str(root / "ours"), "--log-level", "WARN"],
-            dict(base_env, JUPYTERHUB_API_TOKEN=hub.service_token(OURS), JUPYTERHUB_SERVICE_NAME=OURS,
-                 JUPYTERHUB_SERVICE_PREFIX=f"/services/{OURS}/"),
-            root, "ours.log",
+            [
+                sys.executable,
+                "-m",
+                "jhub_gateway.hub_service",
+                "--auth",
+                "jupyterhub",
+                "--api-listen",
+                f"127.0.0.1:{our_api}",
+                "--address",
+                f"127.0.0.1:{our_public}",
+                "--data-dir",
+                str(root / "ours"),
+                "--log-level",
+                "WARN",
+            ],
+            dict(
+                base_env,
+                JUPYTERHUB_API_TOKEN=hub.service_token(OURS),
+                JUPYTERHUB_SERVICE_NAME=OURS,
+                JUPYTERHUB_SERVICE_PREFIX=f"/services/{OURS}/",
+            ),
+            root,
+            "ours.log",
         )
         up_api = free_port()
-        (root / "upstream.py").write_text(UPSTREAM_CONFIG.format(api_port=up_api, proxy_port=free_port()))
+        (root / "upstream.py").write_text(
+            UPSTREAM_CONFIG.format(api_port=up_api, proxy_port=free_port())
+        )
         upstream = start(
             [sys.executable, "-m", "dask_gateway_server", "-f", str(root / "upstream.py")],
-            dict(base_env, JUPYTERHUB_API_TOKEN=hub.service_token(UPSTREAM), JUPYTERHUB_SERVICE_NAME=UPSTREAM),
-            root, "upstream.log",
+            dict(
+                base_env,
+                JUPYTERHUB_API_TOKEN=hub.service_token(UPSTREAM),
+                JUPYTERHUB_SERVICE_NAME=UPSTREAM,
+            ),
+            root,
+            "upstream.log",
         )
         urls = {
             "upstream": f"http://127.0.0.1:{up_api}/api/v1/clusters/",
             "jhub-gateway": f"http://127.0.0.1:{our_api}/services/{OURS}/api/v1/clusters/",
         }
-        tokens = [await hub.token_for("alice", scopes=["self", "access:services"]) for _ in range(4)]
+        tokens = [
+            await hub.token_for("alice", scopes=["self", "access:services"]) for _ in range(4)
+        ]
         try:
             for url in urls.values():
+
                 async def ready(url=url) -> bool:
                     try:
-                        async with aiohttp.ClientSession() as s, s.get(
-                            url, headers={"Authorization": f"jupyterhub {tokens[0]}"}
-                        ) as r:
+                        async with (
+                            aiohttp.ClientSession() as s,
+                            s.get(url, headers={"Authorization": f"jupyterhub {tokens[0]}"}) as r,
+                        ):
                             return r.status == 200
                     except aiohttp.ClientError:
                         return False
@@ -126,7 +156,10 @@ async def main() -> None:
             rows = []
             for mode in ("cookie", "header"):
                 for conc, total in ((1, 300), (32, 1600)):
-                    res = {label: await load(url, tokens, conc, total, mode) for label, url in urls.items()}
+                    res = {
+                        label: await load(url, tokens, conc, total, mode)
+                        for label, url in urls.items()
+                    }
                     rows.append((f"warm, {mode}, {conc} client(s)", res))
             cold_res = {label: await cold(url, hub, hub.log_path) for label, url in urls.items()}
         finally:
@@ -139,7 +172,9 @@ async def main() -> None:
         (ut, up99), (ot, op99) = res["upstream"], res["jhub-gateway"]
         print(f"| {name} | {ut:.0f} | {ot:.0f} | {ot / ut:.2f}x | {up99:.1f} | {op99:.1f} |")
     (uc, ul), (oc, ol) = cold_res["upstream"], cold_res["jhub-gateway"]
-    print(f"| cold token: hub calls per request | {uc:.2f} | {oc:.2f} | | median {ul:.1f} ms | median {ol:.1f} ms |")
+    print(
+        f"| cold token: hub calls per request | {uc:.2f} | {oc:.2f} | | median {ul:.1f} ms | median {ol:.1f} ms |"
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,10 @@ class UpstreamServer:
         self.config = root / "dask_gateway_config.py"
         self.config.write_text(
             UPSTREAM_CONFIG.format(
-                api_port=api_port, proxy_port=proxy_port, root=root, bindir=Path(sys.executable).parent
+                api_port=api_port,
+                proxy_port=proxy_port,
+                root=root,
+                bindir=Path(sys.executable).parent,
             )
         )
         self.proc: subprocess.Popen | None = None
@@ -129,7 +132,9 @@ def measure(server, runs: int) -> dict[str, float]:
         names = [gw.submit() for _ in range(20)]
         wait_for(
             lambda: sum(r.status.name == "RUNNING" for r in gw.list_clusters()) == 20,
-            timeout=180, interval=0.5, what="20 idle clusters",
+            timeout=180,
+            interval=0.5,
+            what="20 idle clusters",
         )
         time.sleep(2)  # let the service settle after the burst before sampling memory
         rss = server.rss()
@@ -152,7 +157,10 @@ def run_one(label: str, runs: int) -> dict[str, float]:
             return measure(server, runs)
         except Exception:
             log = Path(tmp) / ("upstream.log" if label == "upstream" else "gateway.log")
-            print(f"{label} failed; last log lines:\n" + log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            print(
+                f"{label} failed; last log lines:\n" + log.read_text(errors="replace")[-3000:],
+                file=sys.stderr,
+            )
             raise
         finally:
             server.stop()
@@ -172,7 +180,9 @@ def main() -> None:
     for label in ("upstream", "jhub-gateway"):
         out = subprocess.run(
             [sys.executable, __file__, "--runs", str(args.runs), "--only", label],
-            capture_output=True, text=True, timeout=1200,
+            capture_output=True,
+            text=True,
+            timeout=1200,
         )
         if out.returncode != 0:
             raise SystemExit(f"{label} run failed:\n{out.stderr[-4000:]}")
@@ -180,8 +190,12 @@ def main() -> None:
     up, ours = results["upstream"], results["jhub-gateway"]
     print(f"| metric (median of {args.runs}) | upstream | jhub-gateway | ratio |")
     print("|---|---|---|---|")
-    for key, label in (("new_cluster", "new_cluster() until usable (s)"), ("scale2", "scale(2) until 2 workers (s)"),
-                       ("roundtrip_ms", "submit round trip (ms)"), ("rss_mb", "service RSS, 20 idle clusters (MiB)")):
+    for key, label in (
+        ("new_cluster", "new_cluster() until usable (s)"),
+        ("scale2", "scale(2) until 2 workers (s)"),
+        ("roundtrip_ms", "submit round trip (ms)"),
+        ("rss_mb", "service RSS, 20 idle clusters (MiB)"),
+    ):
         print(f"| {label} | {up[key]:.3f} | {ours[key]:.3f} | {ours[key] / up[key]:.2f}x |")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tornado.httpserver import HTTPServer
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Float, Integer, Unicode, default, validate
+from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Application, catch_config_error
 
 from jhub_gateway import __version__
@@ -25,7 +25,9 @@ from .auth import auth_class
 from .auth.base import Authenticator
 from .backends import backend_class
 from .backends.base import Backend, GatewayContext
+from .backends.local.store import StoreError
 from .clusters import ClusterService
+from .proxy import ProxyError
 from .quotas import UserQuotas
 from .session import SessionCookies
 from .web import make_web_app
@@ -315,8 +317,15 @@ class GatewayApp(Application):
 def main(argv: list[str] | None = None) -> None:
     app = GatewayApp()
     app.classes = app.classes_for_config()
-    app.initialize(argv)
+    try:
+        app.initialize(argv)
+    except (ValueError, TraitError) as exc:
+        # a config mistake: say what to fix, no traceback
+        raise SystemExit(f"jhub-gateway: configuration error: {exc}") from None
     if app.generate_config:
         app.write_generated_config()
         return
-    asyncio.run(app.run())
+    try:
+        asyncio.run(app.run())
+    except (OSError, ProxyError, StoreError, ValueError) as exc:
+        raise SystemExit(f"jhub-gateway: could not start: {exc}") from None

@@ -114,7 +114,10 @@ def dynamic_config(
     middlewares: dict[str, Any] = {}
     if auth_url:
         middlewares[AUTH_MIDDLEWARE] = {
-            "forwardAuth": {"address": auth_url, "authRequestHeaders": ["Authorization", "Cookie", "Accept"]}
+            "forwardAuth": {
+                "address": auth_url,
+                "authRequestHeaders": ["Authorization", "Cookie", "Accept"],
+            }
         }
     tcp_routers: dict[str, Any] = {}
     tcp_services: dict[str, Any] = {}

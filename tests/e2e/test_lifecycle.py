@@ -20,6 +20,8 @@ c.GatewayApp.cluster_options = Options(
     handler=lambda o: {"idle_timeout": o.idle_timeout, "worker_memory": "512 M"},
 )
 c.ClusterConfig.adaptive_period = 0.5
+c.UserQuotas.max_clusters = 1
+c.UserQuotas.max_workers = 2
 """
 
 
@@ -39,7 +41,9 @@ def _status(gateway, name, user="alice"):
 
 
 def _traefik(gateway):
-    return next(p for p in gateway.processes_under(gateway.data_dir / "traefik") if "traefik" in p.name())
+    return next(
+        p for p in gateway.processes_under(gateway.data_dir / "traefik") if "traefik" in p.name()
+    )
 
 
 def test_service_restart_keeps_running_clusters(gateway):
@@ -72,7 +76,9 @@ def test_killed_scheduler_fails_the_cluster_with_a_reason(gateway):
     with Gateway(gateway.address, auth=BasicAuth("bob")) as gw:
         cluster = gw.new_cluster()
         cluster.scale(1)
-        wait_for(lambda: _status(gateway, cluster.name, "bob")["workers"]["active"] == 1, what="worker")
+        wait_for(
+            lambda: _status(gateway, cluster.name, "bob")["workers"]["active"] == 1, what="worker"
+        )
         before = {p.pid for p in gateway.cluster_processes()}
         scheduler = next(
             p for p in gateway.cluster_processes() if "scheduler" in " ".join(p.cmdline())
@@ -81,7 +87,9 @@ def test_killed_scheduler_fails_the_cluster_with_a_reason(gateway):
         wait_for(lambda: _status(gateway, cluster.name, "bob")["status"] == "FAILED", what="FAILED")
         report = _status(gateway, cluster.name, "bob")
         assert report["reason"] == "SchedulerExited" and "exited with code" in report["message"]
-        wait_for(lambda: not any(psutil.pid_exists(p) for p in before), what="workers to be stopped")
+        wait_for(
+            lambda: not any(psutil.pid_exists(p) for p in before), what="workers to be stopped"
+        )
         cluster.close(shutdown=False)
 
 
@@ -115,7 +123,9 @@ def _traefik_alive_new(gateway, old_pid):
 def test_idle_timeout_stops_the_cluster(gateway):
     with Gateway(gateway.address, auth=BasicAuth("dave")) as gw:
         cluster = gw.new_cluster(idle_timeout=2)
-        wait_for(lambda: _status(gateway, cluster.name, "dave")["status"] == "STOPPED", what="idle stop")
+        wait_for(
+            lambda: _status(gateway, cluster.name, "dave")["status"] == "STOPPED", what="idle stop"
+        )
         report = _status(gateway, cluster.name, "dave")
         assert report["reason"] == "StoppedByScheduler"
         cluster.close(shutdown=False)
@@ -127,11 +137,45 @@ def test_adaptive_scaling_up_and_down(gateway):
         cluster.adapt(minimum=0, maximum=2)
         client = cluster.get_client(set_as_default=False)
         futures = client.map(time.sleep, [0.5] * 40, pure=False)
-        wait_for(lambda: _status(gateway, cluster.name, "erin")["workers"]["active"] >= 1, timeout=90,
-                 what="adaptive scale up")
+        wait_for(
+            lambda: _status(gateway, cluster.name, "erin")["workers"]["active"] >= 1,
+            timeout=90,
+            what="adaptive scale up",
+        )
         client.gather(futures)
         del futures
-        wait_for(lambda: _status(gateway, cluster.name, "erin")["workers"]["active"] == 0, timeout=90,
-                 what="adaptive scale down")
+        wait_for(
+            lambda: _status(gateway, cluster.name, "erin")["workers"]["active"] == 0,
+            timeout=90,
+            what="adaptive scale down",
+        )
         client.close()
         cluster.shutdown()
+
+
+def test_quotas_on_clusters_and_workers(gateway):
+    status, body = gateway.request("POST", "/api/v1/clusters/", {}, user="quinn")
+    assert status == 201
+    name = body["name"]
+    status, refused = gateway.request("POST", "/api/v1/clusters/", {}, user="quinn")
+    assert status == 403 and refused["error"] == "quota_exceeded"
+    assert "1 active cluster(s), the most allowed is 1" in refused["message"]
+    wait_for(lambda: _status(gateway, name, "quinn")["status"] == "RUNNING", what="RUNNING")
+    status, result = gateway.request(
+        "POST", f"/api/v1/clusters/{name}/scale", {"count": 5}, user="quinn"
+    )
+    assert status == 200 and result["ok"] is False and "quota" in result["msg"]
+    wait_for(
+        lambda: _status(gateway, name, "quinn")["workers"]["requested"] == 2,
+        what="2 workers requested",
+    )
+    status, me = gateway.request("GET", "/api/v1/users/me", user="quinn")
+    assert me["limits"]["clusters"] == 1 and me["usage"] == {
+        **me["usage"],
+        "clusters": 1,
+        "workers": 2,
+    }
+    gateway.request("DELETE", f"/api/v1/clusters/{name}", user="quinn")
+    wait_for(lambda: _status(gateway, name, "quinn")["status"] == "STOPPED", what="STOPPED")
+    status, _ = gateway.request("POST", "/api/v1/clusters/", {}, user="quinn")
+    assert status == 201  # the slot is free again

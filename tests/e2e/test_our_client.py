@@ -81,7 +81,9 @@ def test_options_validation_errors_are_precise(gateway):
         status, reply = gateway.request("POST", "/api/v1/clusters/", body, user="dave")
         assert status == 422, (body, reply)
         assert reply["error"] == "invalid" and word in reply["message"]
-    status, listing = gateway.request("GET", "/api/v1/clusters/?status=pending,running,stopped,failed", user="dave")
+    status, listing = gateway.request(
+        "GET", "/api/v1/clusters/?status=pending,running,stopped,failed", user="dave"
+    )
     assert status == 200 and listing == {}
     with Gateway(gateway.address, auth=BasicAuth("dave")) as gw:
         with pytest.raises(GatewayValueError, match="worker_cores"):
@@ -95,12 +97,30 @@ def test_options_validation_errors_are_precise(gateway):
         ("POST", "/api/v1/clusters/", {"raw": b"[1, 2]"}, 400, "malformed_json"),
         ("POST", "/api/v1/clusters/", {"raw": b"x" * (2 * 1024 * 1024)}, 413, "payload_too_large"),
         ("GET", "/api/v1/clusters/", {"headers": {"Authorization": "Basic"}}, 401, "unauthorized"),
-        ("GET", "/api/v1/clusters/", {"headers": {"Authorization": "garbage!!"}}, 401, "unauthorized"),
-        ("GET", "/api/v1/clusters/", {"headers": {"Authorization": "Basic %%%"}}, 401, "unauthorized"),
+        (
+            "GET",
+            "/api/v1/clusters/",
+            {"headers": {"Authorization": "garbage!!"}},
+            401,
+            "unauthorized",
+        ),
+        (
+            "GET",
+            "/api/v1/clusters/",
+            {"headers": {"Authorization": "Basic %%%"}},
+            401,
+            "unauthorized",
+        ),
         ("GET", "/api/v1/clusters/nosuchcluster", {}, 404, "cluster_not_found"),
         ("GET", "/api/v1/clusters/nosuchcluster?wait", {}, 404, "cluster_not_found"),
         ("GET", "/api/v1/clusters/?status=sleeping", {}, 422, "invalid"),
-        ("POST", "/api/v1/clusters/nosuchcluster/scale", {"body": {"count": 1}}, 404, "cluster_not_found"),
+        (
+            "POST",
+            "/api/v1/clusters/nosuchcluster/scale",
+            {"body": {"count": 1}},
+            404,
+            "cluster_not_found",
+        ),
         ("GET", "/api/v1/nothing-here", {}, 404, "not_found"),
     ],
 )
@@ -113,7 +133,9 @@ def test_bad_input_gets_a_precise_4xx(gateway, method, path, kwargs, code, error
 
 def test_bad_scale_requests(gateway, running):
     for payload in ({"count": -1}, {"count": "2"}, {"count": True}, {}, {"count": 1, "x": 2}):
-        status, body = gateway.request("POST", f"/api/v1/clusters/{running.name}/scale", payload, user="alice")
+        status, body = gateway.request(
+            "POST", f"/api/v1/clusters/{running.name}/scale", payload, user="alice"
+        )
         assert status == 422, (payload, body)
     status, body = gateway.request(
         "POST", f"/api/v1/clusters/{running.name}/adapt", {"minimum": 3, "maximum": 1}, user="alice"

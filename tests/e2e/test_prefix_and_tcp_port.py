@@ -40,7 +40,9 @@ def test_prefixed_api_and_separate_scheduler_port(gateway):
         client.close()
         url = cluster.dashboard_link
         assert url.startswith(gateway.address + "/clusters/")
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": basic("alice")})) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"Authorization": basic("alice")})
+        ) as r:
             assert r.status == 200
         cluster.shutdown()
 

@@ -62,6 +62,7 @@ def test_dynamic_config_for_one_cluster():
     assert http["middlewares"]["gateway-dashboard-auth"]["forwardAuth"]["authRequestHeaders"] == [
         "Authorization",
         "Cookie",
+        "Accept",  # lets the service redirect browsers to the hub login
     ]
     assert tcp["routers"]["scheduler-x"]["rule"] == "HostSNI(`daskgateway-x`)"
     assert tcp["routers"]["scheduler-x"]["tls"] == {"passthrough": True}

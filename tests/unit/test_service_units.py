@@ -16,7 +16,13 @@ from jhub_gateway.models import Cluster, ClusterStatus, User
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2 G", 2 * 2**30), ("512M", 512 * 2**20), ("1.5GiB", int(1.5 * 2**30)), (1024, 1024), ("100", 100)],
+    [
+        ("2 G", 2 * 2**30),
+        ("512M", 512 * 2**20),
+        ("1.5GiB", int(1.5 * 2**30)),
+        (1024, 1024),
+        ("100", 100),
+    ],
 )
 def test_parse_memory(text, expected):
     assert parse_memory(text) == expected
@@ -31,19 +37,27 @@ def test_parse_memory_rejects(bad):
 def test_cluster_config_validates_memory_and_limits():
     with pytest.raises(TraitError, match="memory must be a size"):
         ClusterConfig(worker_memory="plenty")
-    cfg = ClusterConfig(worker_cores=2, scheduler_cores=1, cluster_max_cores=9, cluster_max_workers=10)
+    cfg = ClusterConfig(
+        worker_cores=2, scheduler_cores=1, cluster_max_cores=9, cluster_max_workers=10
+    )
     assert cfg.max_workers() == 4
     cfg = ClusterConfig(worker_memory="1 G", scheduler_memory="1 G", cluster_max_memory="5 G")
     assert cfg.max_workers() == 4
     assert ClusterConfig().max_workers() is None
-    assert ClusterConfig(scheduler_cmd="python -m distributed.cli.dask_scheduler").command("scheduler")[:2] == [
+    assert ClusterConfig(scheduler_cmd="python -m distributed.cli.dask_scheduler").command(
+        "scheduler"
+    )[:2] == [
         "python",
         "-m",
     ]
 
 
 def test_group_limits_take_the_most_generous():
-    quotas = UserQuotas(max_clusters=1, max_workers=4, group_limits={"big": {"clusters": 5}, "small": {"clusters": 2}})
+    quotas = UserQuotas(
+        max_clusters=1,
+        max_workers=4,
+        group_limits={"big": {"clusters": 5}, "small": {"clusters": 2}},
+    )
     assert quotas.limits_for(User("u")).clusters == 1
     assert quotas.limits_for(User("u", groups=frozenset({"big", "small"}))).clusters == 5
     assert quotas.limits_for(User("u", groups=frozenset({"small"}))).workers == 4
@@ -55,8 +69,16 @@ def test_group_limits_validation_names_the_group():
 
 
 def test_workers_allowed_by_cores_and_memory():
-    cluster = Cluster(name="c", username="u", config={"worker_cores": 2, "scheduler_cores": 1,
-                                                       "worker_memory": "1 G", "scheduler_memory": "1 G"})
+    cluster = Cluster(
+        name="c",
+        username="u",
+        config={
+            "worker_cores": 2,
+            "scheduler_cores": 1,
+            "worker_memory": "1 G",
+            "scheduler_memory": "1 G",
+        },
+    )
     others = Usage(clusters=1, workers=2, cores=5.0, memory=3 * 2**30)
     assert workers_allowed(Limits(cores=12), others, cluster, 10) == 3  # (12 - 5 - 1) // 2
     assert workers_allowed(Limits(memory=8 * 2**30), others, cluster, 10) == 4
@@ -72,13 +94,28 @@ def test_status_transitions_record_reasons_and_terminal_is_final():
     assert not cluster.transition(ClusterStatus.RUNNING, "Again")
     assert [e.reason for e in cluster.events] == ["Running", "SchedulerExited"]
     wire = cluster.to_wire(include_credentials=True, extended=True)
-    assert wire["status"] == "FAILED" and wire["tls_key"] is None and wire["reason"] == "SchedulerExited"
-    upstream_fields = {"name", "dashboard_route", "status", "start_time", "stop_time", "options", "tls_cert", "tls_key"}
+    assert (
+        wire["status"] == "FAILED"
+        and wire["tls_key"] is None
+        and wire["reason"] == "SchedulerExited"
+    )
+    upstream_fields = {
+        "name",
+        "dashboard_route",
+        "status",
+        "start_time",
+        "stop_time",
+        "options",
+        "tls_cert",
+        "tls_key",
+    }
     assert set(cluster.to_wire(include_credentials=True)) == upstream_fields
 
 
 def test_credentials_only_for_running_clusters():
-    cluster = Cluster(name="c", username="u", tls_cert="CERT", tls_key="KEY", dashboard_address="http://x")
+    cluster = Cluster(
+        name="c", username="u", tls_cert="CERT", tls_key="KEY", dashboard_address="http://x"
+    )
     assert cluster.to_wire(include_credentials=True)["tls_key"] is None
     cluster.transition(ClusterStatus.RUNNING, "Running")
     assert cluster.to_wire(include_credentials=True)["tls_key"] == "KEY"
