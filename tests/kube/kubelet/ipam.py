@@ -7,6 +7,7 @@ be bound without configuring an interface.
 from __future__ import annotations
 
 import ipaddress
+import random
 
 
 class LoopbackPool:
@@ -17,7 +18,9 @@ class LoopbackPool:
         if not self.network.is_loopback or self.network.prefixlen != 16:
             raise ValueError(f"expected a loopback /16, got {cidr}")
         self._in_use: set[str] = set()
-        self._next = 1
+        # Start anywhere in the range: kubelets in parallel test processes share the
+        # machine's loopback, and must not hand out the same addresses.
+        self._next = random.randrange(1, self.network.num_addresses - 2)
 
     def __contains__(self, ip: str) -> bool:
         try:
