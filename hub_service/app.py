@@ -314,6 +314,16 @@ class GatewayApp(Application):
         ]
 
 
+def _run(main_coroutine: Any) -> None:
+    """Run on uvloop when it is installed (noticeably more requests per second)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main_coroutine)
+    else:
+        uvloop.run(main_coroutine)
+
+
 def main(argv: list[str] | None = None) -> None:
     app = GatewayApp()
     app.classes = app.classes_for_config()
@@ -326,6 +336,6 @@ def main(argv: list[str] | None = None) -> None:
         app.write_generated_config()
         return
     try:
-        asyncio.run(app.run())
+        _run(app.run())
     except (OSError, ProxyError, StoreError, ValueError) as exc:
         raise SystemExit(f"jhub-gateway: could not start: {exc}") from None

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tornado.web import RequestHandler
 
 COOKIE_NAME = "jhub-gateway-session"
+_MAX_VERIFIED = 10_000
 
 
 class SessionCookies:
@@ -29,6 +30,8 @@ class SessionCookies:
         self._max_age = max_age
         self._path = path
         self._secure = secure
+        # verified cookie value -> (user, expiry): skips HMAC and JSON on every request
+        self._verified: dict[str, tuple[User, float]] = {}
 
     def write(self, handler: RequestHandler, user: User) -> None:
         if self._max_age <= 0:
@@ -57,13 +60,24 @@ class SessionCookies:
         raw = handler.get_cookie(COOKIE_NAME)
         if not raw:
             return None
+        now = time.time()
+        known = self._verified.get(raw)
+        if known is not None:
+            if known[1] > now:
+                return known[0]
+            del self._verified[raw]
+            return None
         value = decode_signed_value(self._secret, COOKIE_NAME, raw, max_age_days=1)
         if value is None:
             return None
         try:
             data = json.loads(value)
-            if data["e"] < time.time():
+            if data["e"] < now:
                 return None
-            return User(name=data["n"], admin=bool(data["a"]), groups=frozenset(data["g"]))
+            user = User(name=data["n"], admin=bool(data["a"]), groups=frozenset(data["g"]))
         except (ValueError, KeyError, TypeError):
             return None
+        if len(self._verified) >= _MAX_VERIFIED:
+            self._verified.clear()  # crude bound; entries are cheap to re-verify
+        self._verified[raw] = (user, float(data["e"]))
+        return user

@@ -35,11 +35,16 @@ def make_web_app(
     )
 
 
+_access_log = logging.getLogger("jhub_gateway.access")
+
+
 def _log_request(handler: web.RequestHandler) -> None:
     # Tornado's default logs the full URI; ours never includes query secrets, but stay terse.
     status = handler.get_status()
     level = 20 if status < 400 else 30 if status < 500 else 40
-    logging.getLogger("jhub_gateway.access").log(
+    if not _access_log.isEnabledFor(level):
+        return
+    _access_log.log(
         level,
         "%d %s %s %.1fms",
         status,
