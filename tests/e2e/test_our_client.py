@@ -150,3 +150,14 @@ def test_health_and_openapi(gateway):
     assert status == 200 and "/api/v1/clusters/{name}/events" in doc["paths"]
     status, me = gateway.request("GET", "/api/v1/users/me", user="alice")
     assert status == 200 and me["name"] == "alice" and me["admin"] is False
+
+
+def test_no_secret_reaches_a_log(gateway, running):
+    """Cluster tokens and private keys never appear in the service's or the clusters' logs."""
+    clusters_dir = gateway.data_dir / "clusters"
+    tokens = [p.read_text().strip() for p in clusters_dir.glob("*/api-token")]
+    keys = [p.read_text().strip() for p in clusters_dir.glob("*/tls/dask.pem")]
+    assert tokens and keys
+    logs = [gateway.log_text()] + [p.read_text(errors="replace") for p in clusters_dir.glob("*/*.log")]
+    for secret in tokens + [k.splitlines()[1] for k in keys]:
+        assert not any(secret in log for log in logs)
