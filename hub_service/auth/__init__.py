@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traitlets.utils.importstring import import_item
+from ..plugins import load_class
 
 ALIASES = {
     "simple": "jhub_gateway.hub_service.auth.simple.SimpleAuthenticator",
@@ -14,13 +14,4 @@ def auth_class(name: str) -> type:
     """``simple``, ``jupyterhub`` or a dotted class path (``custom``)."""
     from .base import Authenticator
 
-    path = ALIASES.get(name, name)
-    try:
-        cls = import_item(path)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"cannot load authenticator {name!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Authenticator)):
-        raise ValueError(
-            f"authenticator {name!r} is not a subclass of jhub_gateway.hub_service.auth.base.Authenticator"
-        )
-    return cls
+    return load_class("authenticator", name, ALIASES, Authenticator)

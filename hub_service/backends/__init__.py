@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traitlets.utils.importstring import import_item
+from ..plugins import load_class
 
 ALIASES = {
     "local": "jhub_gateway.hub_service.backends.local.backend.LocalBackend",
@@ -11,15 +11,7 @@ ALIASES = {
 
 
 def backend_class(name: str) -> type:
+    """``local``, ``kubernetes`` or a dotted class path."""
     from .base import Backend
 
-    path = ALIASES.get(name, name)
-    try:
-        cls = import_item(path)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"cannot load backend {name!r}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ValueError(
-            f"backend {name!r} is not a subclass of jhub_gateway.hub_service.backends.base.Backend"
-        )
-    return cls
+    return load_class("backend", name, ALIASES, Backend)

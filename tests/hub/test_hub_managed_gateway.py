@@ -66,14 +66,9 @@ class Stack:
         )
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hubstack")
-    port = free_port()
-    config = root / "jhub_gateway_config.py"
-    config.write_text(GATEWAY_CONFIG)
-    data_dir = root / "gateway-data"
-    service = {
+def managed_service(port: int, data_dir: Path, *extra_args: str) -> dict:
+    """The hub's service entry that runs our gateway with JupyterHub auth."""
+    return {
         "name": SERVICE,
         "url": f"http://127.0.0.1:{port}",
         "display": True,
@@ -88,12 +83,19 @@ async def stack(tmp_path_factory):
             f"127.0.0.1:{port}",
             "--data-dir",
             str(data_dir),
-            "--config",
-            str(config),
-            "--log-level",
-            "DEBUG",
+            *extra_args,
         ],
     }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hubstack")
+    port = free_port()
+    config = root / "jhub_gateway_config.py"
+    config.write_text(GATEWAY_CONFIG)
+    data_dir = root / "gateway-data"
+    service = managed_service(port, data_dir, "--config", str(config), "--log-level", "DEBUG")
     users = {"alice": {}, "bob": {}, "root": {"admin": True}, "hercules": {"groups": ["big"]}}
     roles = [{"name": "user", "scopes": ["self", ACCESS]}]
     async with run_hub(root, services=[service], users=users, roles=roles) as hub:
@@ -197,21 +199,7 @@ async def test_options_depend_on_groups(stack):
 async def test_hub_stops_the_managed_service_gracefully(tmp_path):
     port = free_port()
     data_dir = tmp_path / "gw"
-    service = {
-        "name": SERVICE,
-        "url": f"http://127.0.0.1:{port}",
-        "command": [
-            sys.executable,
-            "-m",
-            "jhub_gateway.hub_service",
-            "--auth",
-            "jupyterhub",
-            "--address",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(data_dir),
-        ],
-    }
+    service = managed_service(port, data_dir)
     async with run_hub(tmp_path, services=[service]) as hub:
         await wait_until(lambda: healthy(f"{hub.url}/services/{SERVICE}"), 90, "managed service")
         (service_proc,) = [
