@@ -25,4 +25,6 @@ def no_leftover_processes(tmp_path_factory):
     _, alive = psutil.wait_procs(leftovers, timeout=10)
     for proc in alive:
         proc.kill()
-    assert not alive, f"processes left behind: {[' '.join(p.info['cmdline'] or [])[:120] for p in alive]}"
+    assert not alive, (
+        f"processes left behind: {[' '.join(p.info['cmdline'] or [])[:120] for p in alive]}"
+    )

@@ -16,12 +16,8 @@ import pytest_asyncio
 import trustme
 import yaml
 
-try:  # tests/kube imported as a package, or as a plain rootdir directory
-    from .kubelet.fixtures import cluster  # noqa: F401
-    from .kubelet.testing import Kube, pod, ready, wait_for
-except ImportError:
-    from kubelet.fixtures import cluster  # type: ignore[no-redef]  # noqa: F401
-    from kubelet.testing import Kube, pod, ready, wait_for  # type: ignore[no-redef]
+from tests.kube.kubelet.fixtures import cluster  # noqa: F401
+from tests.kube.kubelet.testing import Kube, pod, ready, wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]
 

@@ -1,9 +1,4 @@
-"""Pytest fixture for the kubelet's own tests: an API server plus a kubelet.
-
-For now it serves the API with the small in-process :mod:`stubapi`; once the
-full emulator (``tests/kube/apiserver``) exists, this fixture should start that
-instead (the tests only rely on the kubeconfig, a RawApi and the workdir).
-"""
+"""Pytest fixture for the kubelet's own tests: the API emulator plus the kubelet."""
 
 from __future__ import annotations
 
@@ -13,9 +8,8 @@ from typing import NamedTuple
 
 import pytest_asyncio
 
-from . import start_kubelet
+from ..apiserver import launch
 from .api import RawApi
-from .stubapi import StubApiServer
 
 
 class Cluster(NamedTuple):
@@ -26,18 +20,12 @@ class Cluster(NamedTuple):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(tmp_path_factory) -> AsyncIterator[Cluster]:  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("kube")
-    kubeconfig, workdir = tmp / "kubeconfig", tmp / "work"
-    server = StubApiServer()
-    await server.start(kubeconfig)
-    kubelet = api = None
+    kube = await launch(tmp_path_factory.mktemp("kube"), kubelet=True)
+    api = None
     try:
-        kubelet = await start_kubelet(kubeconfig, workdir)
-        api = await RawApi.from_kubeconfig(kubeconfig)
-        yield Cluster(kubeconfig, api, workdir)
+        api = await RawApi.from_kubeconfig(kube.kubeconfig)
+        yield Cluster(kube.kubeconfig, api, kube.workdir)
     finally:
         if api is not None:
             await api.close()
-        if kubelet is not None:
-            await kubelet.stop()
-        await server.stop()
+        await kube.stop()
