@@ -158,6 +158,8 @@ def test_no_secret_reaches_a_log(gateway, running):
     tokens = [p.read_text().strip() for p in clusters_dir.glob("*/api-token")]
     keys = [p.read_text().strip() for p in clusters_dir.glob("*/tls/dask.pem")]
     assert tokens and keys
-    logs = [gateway.log_text()] + [p.read_text(errors="replace") for p in clusters_dir.glob("*/*.log")]
+    logs = [gateway.log_text()] + [
+        p.read_text(errors="replace") for p in clusters_dir.glob("*/*.log")
+    ]
     for secret in tokens + [k.splitlines()[1] for k in keys]:
         assert not any(secret in log for log in logs)
