@@ -17,7 +17,10 @@ EXTRA_CONFIG = """
 from jhub_gateway.options import Options, Float
 c.GatewayApp.cluster_options = Options(
     Float("idle_timeout", default=0, min=0, max=600),
-    handler=lambda o: {"idle_timeout": o.idle_timeout, "worker_memory": "512 M"},
+    Float("max_lifetime", default=0, min=0, max=600),
+    handler=lambda o: {
+        "idle_timeout": o.idle_timeout, "max_lifetime": o.max_lifetime, "worker_memory": "512 M"
+    },
 )
 c.ClusterConfig.adaptive_period = 0.5
 c.UserQuotas.max_clusters = 1
@@ -128,6 +131,18 @@ def test_idle_timeout_stops_the_cluster(gateway):
         )
         report = _status(gateway, cluster.name, "dave")
         assert report["reason"] == "StoppedByScheduler"
+        cluster.close(shutdown=False)
+
+
+def test_max_lifetime_stops_a_busy_cluster(gateway):
+    with Gateway(gateway.address, auth=BasicAuth("frank")) as gw:
+        cluster = gw.new_cluster(max_lifetime=3)
+        wait_for(
+            lambda: _status(gateway, cluster.name, "frank")["status"] == "STOPPED",
+            what="lifetime stop",
+        )
+        report = _status(gateway, cluster.name, "frank")
+        assert report["reason"] == "MaxLifetimeReached" and "at most 3 s" in report["message"]
         cluster.close(shutdown=False)
 
 
