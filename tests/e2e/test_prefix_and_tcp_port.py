@@ -8,7 +8,7 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import GatewayProcess, basic, free_port
+from tests.gatewaytools import GatewayProcess, basic, free_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,10 @@ def gateway(tmp_path_factory):
     gw = GatewayProcess(
         tmp_path_factory.mktemp("prefixed"),
         prefix="/services/dask-gateway",
-        extra_config=f'c.TraefikProxy.tcp_address = "127.0.0.1:{tcp_port}"\n',
+        extra_config=(
+            f'c.TraefikProxy.tcp_address = "127.0.0.1:{tcp_port}"\n'
+            "c.LocalBackend.stopped_cluster_max_age = 2\n"
+        ),
     )
     gw.tcp_port = tcp_port
     gw.start()
@@ -51,3 +54,17 @@ def test_routes_outside_the_prefix_are_not_served(gateway):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"http://127.0.0.1:{gateway.port}/api/health")
     assert info.value.code == 404
+
+
+def test_stopped_clusters_are_purged_after_their_retention(gateway):
+    status, body = gateway.request("POST", "/api/v1/clusters/", {}, user="paula")
+    name = body["name"]
+    workdir = gateway.data_dir / "clusters" / name
+    assert workdir.exists()
+    gateway.request("DELETE", f"/api/v1/clusters/{name}", user="paula")
+    wait_for(
+        lambda: gateway.request("GET", f"/api/v1/clusters/{name}", user="paula")[0] == 404,
+        timeout=60,
+        what="the stopped cluster to be purged",
+    )
+    assert not workdir.exists()

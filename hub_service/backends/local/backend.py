@@ -65,6 +65,12 @@ class LocalBackend(Backend):
         "across a service restart, which re-adopts them.",
         config=True,
     )
+    stopped_cluster_max_age = Float(
+        86400.0,
+        min=0,
+        help="Seconds a stopped or failed cluster stays listed (and in the state file) before it is purged.",
+        config=True,
+    )
     proxy = Instance(
         TraefikProxy, allow_none=True, help="The Traefik proxy (configure it as c.TraefikProxy)."
     )
@@ -72,6 +78,7 @@ class LocalBackend(Backend):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.states: dict[str, LocalClusterState] = {}
+        self._configs: dict[str, ClusterConfig] = {}
         self.store: ClusterStore | None = None
         self.context: GatewayContext | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -173,7 +180,13 @@ class LocalBackend(Backend):
         )
 
     def _config(self, cluster: Cluster) -> ClusterConfig:
-        return self.cluster_config_class(parent=self, **cluster.config)
+        # validated once per cluster: the timeout loop asks every second
+        config = self._configs.get(cluster.name)
+        if config is None:
+            config = self._configs[cluster.name] = self.cluster_config_class(
+                parent=self, **cluster.config
+            )
+        return config
 
     # -- heartbeats and workers ------------------------------------------------------------------
     async def on_heartbeat(self, name: str, heartbeat: dict) -> None:
@@ -330,14 +343,32 @@ class LocalBackend(Backend):
 
     # -- timeouts --------------------------------------------------------------------------------
     async def _check_loop(self) -> None:
+        last_purge = 0.0
         while True:
             await asyncio.sleep(self.check_period)
             now = time.time()
+            if now - last_purge > min(
+                60.0, max(self.stopped_cluster_max_age / 2, self.check_period)
+            ):
+                last_purge = now
+                await self._purge_stopped(now)
             for state in list(self.states.values()):
                 try:
                     await self._check_cluster(state, now)
                 except Exception:  # one bad cluster must not stop checks of the others
                     self.log.exception("timeout check failed for cluster %s", state.cluster.name)
+
+    async def _purge_stopped(self, now: float) -> None:
+        horizon_ms = (now - self.stopped_cluster_max_age) * 1000
+        for name, state in list(self.states.items()):
+            stopped = state.cluster.stop_time
+            if state.cluster.status.is_terminal and stopped is not None and stopped < horizon_ms:
+                del self.states[name]
+                self._configs.pop(name, None)
+                self.registry.remove(name)
+                await asyncio.to_thread(shutil.rmtree, state.workdir, True)
+        if self.store is not None:
+            await self.store.purge_terminal(int(self.stopped_cluster_max_age * 1000))
 
     async def _check_cluster(self, state: LocalClusterState, now: float) -> None:
         cluster = state.cluster
