@@ -7,6 +7,7 @@ validates the result, so bad option handlers fail with a clear 422, not a crash 
 
 from __future__ import annotations
 
+import math
 import shlex
 from typing import Any
 
@@ -21,6 +22,8 @@ def parse_memory(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"memory must be a size like '2 G', not {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"memory must be a positive size like '2 G', not {value!r}")
         return int(value)
     text = str(value).strip().upper().replace("IB", "").replace("B", "")
     number = text.rstrip("KMGT ").strip()
@@ -28,9 +31,12 @@ def parse_memory(value: Any) -> int:
     if unit not in _UNITS:
         raise ValueError(f"memory must be a size like '2 G' or '512 M', not {value!r}")
     try:
-        return int(float(number) * _UNITS[unit])
+        size = float(number) * _UNITS[unit]
     except ValueError:
         raise ValueError(f"memory must be a size like '2 G' or '512 M', not {value!r}") from None
+    if not math.isfinite(size) or size <= 0:
+        raise ValueError(f"memory must be a positive size like '2 G', not {value!r}")
+    return int(size)
 
 
 class ClusterConfig(Configurable):

@@ -6,6 +6,7 @@ what, with which options and within which limits, lives here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,15 @@ class ClusterService:
         self.backend = backend
         self.cluster_options = cluster_options
         self.quotas = quotas
+        # Quota checks and the changes they allow happen under the owner's lock, so
+        # concurrent requests cannot all pass the same check (one replica's view).
+        self._user_locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, username: str) -> asyncio.Lock:
+        lock = self._user_locks.get(username)
+        if lock is None:
+            lock = self._user_locks[username] = asyncio.Lock()
+        return lock
 
     async def options_for(self, user: User) -> Options:
         try:
@@ -74,16 +84,19 @@ class ClusterService:
             config = self.backend.cluster_config_class(parent=self.backend, **overrides)
         except (TraitError, ValueError, TypeError) as exc:
             raise InvalidOptions(f"invalid cluster configuration: {exc}") from None
-        limits, usage = self.limits_and_usage(user)
-        if limits.clusters is not None and usage.clusters >= limits.clusters:
-            raise QuotaExceeded(
-                f"you already have {usage.clusters} active cluster(s), the most allowed is {limits.clusters};"
-                " stop one first"
-            )
-        probe = Cluster(name="-", username=user.name, config=config.to_dict())
-        if workers_allowed(limits, usage, probe, 0) < 0 or _over(limits, usage, probe):
-            raise QuotaExceeded("starting another scheduler would exceed your core or memory quota")
-        cluster = await self.backend.start_cluster(user, validated, config)
+        async with self._lock(user.name):
+            limits, usage = self.limits_and_usage(user)
+            if limits.clusters is not None and usage.clusters >= limits.clusters:
+                raise QuotaExceeded(
+                    f"you already have {usage.clusters} active cluster(s), the most allowed is "
+                    f"{limits.clusters}; stop one first"
+                )
+            probe = Cluster(name="-", username=user.name, config=config.to_dict())
+            if workers_allowed(limits, usage, probe, 0) < 0 or _over(limits, usage, probe):
+                raise QuotaExceeded(
+                    "starting another scheduler would exceed your core or memory quota"
+                )
+            cluster = await self.backend.start_cluster(user, validated, config)
         log.info("cluster %s created for %s", cluster.name, user.name)
         return cluster
 
@@ -123,10 +136,21 @@ class ClusterService:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidOptions(f"count must be a non-negative integer, got {count!r}")
         cluster = self._running(user, name)
-        count, msg = self._clamp(user, cluster, count)
-        await send_to_scheduler(cluster.api_address, cluster, {"op": "scale", "count": count})
-        await self.backend.request_workers(name, count)
+        async with self._lock(cluster.username):
+            count, msg = self._clamp(user, cluster, count)
+            await send_to_scheduler(cluster.api_address, cluster, {"op": "scale", "count": count})
+            await self.backend.request_workers(name, count)
         return ScaleResult(ok=msg is None, msg=msg)
+
+    async def heartbeat(self, cluster: Cluster, body: dict[str, Any]) -> None:
+        """Apply a scheduler heartbeat, its worker count bound by the cluster's and owner's limits.
+
+        The heartbeat comes from code the user controls, so its count is a request.
+        """
+        async with self._lock(cluster.username):
+            owner = User(name=cluster.username, groups=cluster.owner_groups)
+            count, _ = self._clamp(owner, cluster, body.get("count", 0))
+            await self.backend.on_heartbeat(cluster.name, {**body, "count": count})
 
     async def adapt(self, user: User, name: str, body: dict[str, Any]) -> ScaleResult:
         unknown = set(body) - {"minimum", "maximum", "active"}
@@ -152,7 +176,11 @@ class ClusterService:
             raise InvalidOptions(f"minimum ({minimum}) must not exceed maximum ({maximum})")
         cluster = self._running(user, name)
         msgs = []
-        if maximum is not None:
+        if maximum is None:
+            # "no upper bound" still means within this cluster's and the owner's limits
+            limit, _ = self._clamp(user, cluster, 2**31 - 1)
+            maximum = None if limit == 2**31 - 1 else limit
+        else:
             maximum, msg = self._clamp(user, cluster, maximum)
             msgs.append(msg)
         if minimum is not None:
@@ -178,7 +206,7 @@ def _owner(cluster: Cluster, caller: User) -> User:
     # An admin scaling someone's cluster is bound by the owner's quota, not their own.
     if caller.name == cluster.username:
         return caller
-    return User(name=cluster.username)
+    return User(name=cluster.username, groups=cluster.owner_groups)
 
 
 def _config_traits(cluster: Cluster) -> dict[str, Any]:

@@ -77,6 +77,14 @@ class UserQuotas(Configurable):
                 raise TraitError(
                     f"UserQuotas.group_limits[{group!r}] must be a dict with keys among {sorted(_LIMIT_KEYS)}"
                 )
+            for key in ("clusters", "workers", "cores"):
+                value = limits.get(key)
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                ):
+                    raise TraitError(
+                        f"UserQuotas.group_limits[{group!r}][{key!r}] must be a non-negative number or None"
+                    )
             if limits.get("memory") is not None:
                 try:
                     parse_memory(limits["memory"])

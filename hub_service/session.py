@@ -51,10 +51,13 @@ class SessionCookies:
             path=self._path,
             httponly=True,
             samesite="Strict",
-            secure=self._secure,
+            secure=self._secure or handler.request.protocol == "https",
             expires_days=None,
             max_age=int(self._max_age),
         )
+
+    def clear(self, handler: RequestHandler) -> None:
+        handler.clear_cookie(COOKIE_NAME, path=self._path)
 
     def read(self, handler: RequestHandler) -> User | None:
         raw = handler.get_cookie(COOKIE_NAME)

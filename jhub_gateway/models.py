@@ -96,6 +96,8 @@ class Cluster:
     stop_time: int | None = None
     target_workers: int = 0
     active_workers: int = 0
+    #: the owner's groups when the cluster was created (their quotas apply to it)
+    owner_groups: frozenset[str] = frozenset()
     events: list[ClusterEvent] = field(default_factory=list)
 
     def record(self, kind: str, reason: str, message: str = "") -> ClusterEvent:
@@ -106,10 +108,13 @@ class Cluster:
     def transition(self, status: ClusterStatus, reason: str, message: str = "") -> bool:
         """Move to ``status`` with a reason. Returns False if nothing changed.
 
-        Terminal states are final: a stopped or failed cluster never comes back.
+        Terminal states are final, and STOPPING leads only to them: a cluster being
+        stopped never reports RUNNING again.
         """
         if self.status == status or self.status.is_terminal:
             return False
+        if self.status == ClusterStatus.STOPPING and not status.is_terminal:
+            return False  # a stopping cluster only ever ends
         self.status = status
         self.reason = reason
         self.message = message

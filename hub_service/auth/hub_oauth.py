@@ -180,6 +180,9 @@ class LogoutHandler(_OAuthHandler):
         if token:
             self.auth.forget(token)
         self.clear_cookie(TOKEN_COOKIE, path=self.auth.cookie_path)
+        sessions = self.settings.get("sessions")
+        if sessions is not None:  # the gateway's own session cookie must go too
+            sessions.clear(self)
         self.redirect(self.auth.hub_public_url + "logout")
 
 

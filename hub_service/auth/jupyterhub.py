@@ -436,6 +436,6 @@ def _same_origin(handler: RequestHandler) -> bool:
     headers = handler.request.headers
     site = headers.get("Sec-Fetch-Site")
     if site is not None:
-        return site in ("same-origin", "same-site", "none")
+        return site in ("same-origin", "none")  # same-site includes other users' subdomains
     origin = headers.get("Origin")
     return origin is not None and urlparse(origin).netloc == handler.request.host

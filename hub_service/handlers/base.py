@@ -10,7 +10,14 @@ from tornado import web
 
 from jhub_gateway.models import User
 
-from ..errors import BadRequest, GatewayError, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from ..errors import (
+    BadRequest,
+    Forbidden,
+    GatewayError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from ..session import SessionCookies
 
 log = logging.getLogger("jhub_gateway.hub_service")
@@ -53,6 +60,7 @@ class BaseHandler(web.RequestHandler):
         """Identify the caller: Authorization header first, then our session cookie."""
         session = self.sessions.read(self)
         if session is not None and self.request.headers.get("Authorization") is None:
+            self._refuse_cross_site()
             self.user = session
             return session
         user = await self.settings["authenticator"].authenticate(self)
@@ -65,6 +73,25 @@ class BaseHandler(web.RequestHandler):
     def extended(self) -> bool:
         """Whether the client understands our additions to upstream's responses."""
         return self.request.headers.get("X-Gateway-Extensions") == "1"
+
+    def _refuse_cross_site(self) -> None:
+        """A cookie alone must not let another site's page change anything.
+
+        Browsers say where a request comes from (Sec-Fetch-Site); and a JSON body
+        cannot be sent cross-origin without a CORS preflight, which we never grant.
+        """
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return
+        site = self.request.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise Forbidden(
+                "cross-site requests may not use the session cookie", reason="cross_site"
+            )
+        content_type = self.request.headers.get("Content-Type", "")
+        if self.request.body and not content_type.startswith("application/json"):
+            raise Forbidden(
+                "requests authenticated by cookie must send application/json", reason="cross_site"
+            )
 
     def json_body(self) -> dict[str, Any]:
         body = self.request.body or b""

@@ -60,7 +60,7 @@ class ClusterHandler(BaseHandler):
     async def delete(self, name: str) -> None:
         token = _cluster_token(self)
         cluster = self.gateway.clusters.backend.get_cluster(name)
-        if token is not None and cluster is not None and hmac.compare_digest(cluster.token, token):
+        if token is not None and cluster is not None and _token_matches(cluster.token, token):
             # the scheduler's own request, e.g. after its idle timeout
             await self.gateway.clusters.backend.stop_cluster(
                 name,
@@ -113,16 +113,40 @@ class HeartbeatHandler(BaseHandler):
     async def post(self, name: str) -> None:
         token = _cluster_token(self)
         cluster = self.gateway.clusters.backend.get_cluster(name)
-        if token is None or cluster is None or not hmac.compare_digest(cluster.token, token):
+        if token is None or cluster is None or not _token_matches(cluster.token, token):
             raise Unauthorized("heartbeats need the cluster's token")
         if cluster.status.is_terminal:
             raise NotFound(f"cluster {name!r} is {cluster.status.name}", reason="cluster_stopped")
-        body = self.json_body()
-        if not isinstance(body.get("count", 0), int):
-            raise InvalidOptions("heartbeat count must be an integer")
-        await self.gateway.clusters.backend.on_heartbeat(name, body)
+        await self.gateway.clusters.heartbeat(cluster, parse_heartbeat(self.json_body()))
         self.set_status(200)
         self.finish()
+
+
+_HEARTBEAT_ADDRESSES = ("scheduler_address", "dashboard_address", "api_address")
+_HEARTBEAT_LISTS = ("active_workers", "closing_workers", "closed_workers")
+
+
+def parse_heartbeat(body: dict) -> dict:
+    """Check a heartbeat's shape: it comes from code the cluster's user controls."""
+    body = {
+        k: v for k, v in body.items() if k in ("count", *_HEARTBEAT_ADDRESSES, *_HEARTBEAT_LISTS)
+    }
+    count = body.get("count", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InvalidOptions("heartbeat count must be a non-negative integer")
+    for key in _HEARTBEAT_ADDRESSES:
+        if not isinstance(body.get(key, ""), str):
+            raise InvalidOptions(f"heartbeat {key} must be a string")
+    for key in _HEARTBEAT_LISTS:
+        value = body.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidOptions(f"heartbeat {key} must be a list of worker names")
+    return body
+
+
+def _token_matches(cluster_token: str, presented: str) -> bool:
+    # bytes, so that a non-ASCII header is a mismatch rather than a TypeError
+    return hmac.compare_digest(cluster_token.encode(), presented.encode("utf-8", "surrogateescape"))
 
 
 def _cluster_token(handler: BaseHandler) -> str | None:

@@ -11,7 +11,7 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import GatewayProcess, wait_for
+from tests.gatewaytools import GatewayProcess, basic, wait_for
 
 EXTRA_CONFIG = """
 from jhub_gateway.options import Options, Float
@@ -194,3 +194,74 @@ def test_quotas_on_clusters_and_workers(gateway):
     wait_for(lambda: _status(gateway, name, "quinn")["status"] == "STOPPED", what="STOPPED")
     status, _ = gateway.request("POST", "/api/v1/clusters/", {}, user="quinn")
     assert status == 201  # the slot is free again
+
+
+def _token(gateway, name):
+    return (gateway.data_dir / "clusters" / name / "api-token").read_text().strip()
+
+
+def test_heartbeats_are_checked_and_bound_by_quotas(gateway):
+    """A user controls their scheduler, so its heartbeats are input like any other."""
+    status, body = gateway.request("POST", "/api/v1/clusters/", {}, user="henry")
+    name = body["name"]
+    wait_for(lambda: _status(gateway, name, "henry")["status"] == "RUNNING", what="RUNNING")
+    auth = {"Authorization": f"token {_token(gateway, name)}"}
+    path = f"/api/v1/clusters/{name}/heartbeat"
+    for bad in (
+        {"count": -1},
+        {"count": True},
+        {"active_workers": 5},
+        {"closing_workers": [[1]]},
+        {"scheduler_address": 7},
+    ):
+        status, reply = gateway.request("POST", path, bad, headers=auth)
+        assert status == 422, (bad, reply)
+    status, _ = gateway.request("POST", path, {"count": 6}, headers=auth)
+    assert status == 200
+    assert _status(gateway, name, "henry")["workers"]["requested"] == 2  # the user's max_workers
+    status, reply = gateway.request(
+        "POST", path, {"count": 1}, headers={"Authorization": "token \u00e9t\u00e9"}
+    )
+    assert status == 401 and reply["error"] == "unauthorized"
+    gateway.request("DELETE", f"/api/v1/clusters/{name}", user="henry")
+    wait_for(lambda: _status(gateway, name, "henry")["status"] == "STOPPED", what="STOPPED")
+
+
+def test_concurrent_creates_respect_the_cluster_quota(gateway):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda _: gateway.request("POST", "/api/v1/clusters/", {}, user="ivy"), range(4)
+            )
+        )
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201, 403, 403, 403]
+    (name,) = [body["name"] for status, body in results if status == 201]
+    gateway.request("DELETE", f"/api/v1/clusters/{name}", user="ivy")
+
+
+def test_session_cookie_cannot_be_used_cross_site(gateway):
+    import http.cookiejar
+    import urllib.request
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    req = urllib.request.Request(
+        gateway.address + "/api/v1/clusters/", headers={"Authorization": basic("judy")}
+    )
+    opener.open(req).read()
+    assert any(c.name == "jhub-gateway-session" for c in jar)
+    for headers, body in (
+        ({"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, b"{}"),
+        ({"Content-Type": "text/plain"}, b"{}"),
+    ):
+        req = urllib.request.Request(
+            gateway.address + "/api/v1/clusters/", data=body, method="POST", headers=headers
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            opener.open(req)
+        assert info.value.code == 403
+    status, listing = gateway.request("GET", "/api/v1/clusters/", user="judy")
+    assert listing == {}

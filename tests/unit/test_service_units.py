@@ -136,3 +136,23 @@ def test_openapi_document_lists_exactly_the_routes():
         methods = {m.lower() for m in ("GET", "POST", "DELETE") if m.lower() in vars(handler)}
         assert methods == set(doc["paths"][_openapi_path(path)]), path
     assert doc["servers"] == [{"url": "/services/dask-gateway"}]
+
+
+@pytest.mark.parametrize("bad", ["-1 G", 0, -5, "inf G", float("nan")])
+def test_parse_memory_rejects_non_positive_and_infinite(bad):
+    with pytest.raises(ValueError, match="memory must be a"):
+        parse_memory(bad)
+
+
+@pytest.mark.parametrize("limits", [{"clusters": "5"}, {"workers": -1}, {"cores": True}])
+def test_group_limit_values_are_checked(limits):
+    with pytest.raises(TraitError, match="non-negative number"):
+        UserQuotas(group_limits={"g": limits})
+
+
+def test_stopping_never_returns_to_running():
+    cluster = Cluster(name="c", username="u")
+    cluster.transition(ClusterStatus.STOPPING, "StopRequested")
+    assert not cluster.transition(ClusterStatus.RUNNING, "Running")
+    assert cluster.status == ClusterStatus.STOPPING
+    assert cluster.transition(ClusterStatus.STOPPED, "StopRequested")

@@ -24,10 +24,10 @@ from jhub_gateway.names import new_cluster_name
 
 from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
-from ...proxy import TraefikProxy
+from ...proxy import ProxyError, TraefikProxy
 from ..base import Backend, GatewayContext
 from . import launch, processes
-from .state import CLOSING, RUNNING, LocalClusterState, WorkerProc
+from .state import CLOSING, RUNNING, STARTING, TIMED_OUT, LocalClusterState, WorkerProc
 from .store import ClusterStore, load_or_create_keys
 
 WORKER_FAILURE_LIMIT = 3
@@ -85,7 +85,18 @@ class LocalBackend(Backend):
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def setup(self, context: GatewayContext) -> None:
+        if self.heartbeat_timeout <= 2 * self.heartbeat_period:
+            raise ValueError(
+                f"LocalBackend.heartbeat_timeout ({self.heartbeat_timeout:g} s) must exceed twice "
+                f"heartbeat_period ({self.heartbeat_period:g} s), or healthy clusters would fail"
+            )
         self.context = context
+        if getattr(self.parent, "authenticator", "simple") != "simple":
+            # several users, one OS account: their clusters can read each other's credentials
+            self.log.warning(
+                "local backend: every cluster runs as this service's OS user and can read its "
+                "data directory; it does not isolate users from each other"
+            )
         data = Path(context.data_dir)
         (data / "clusters").mkdir(parents=True, exist_ok=True, mode=0o700)
         keys = load_or_create_keys(
@@ -141,6 +152,7 @@ class LocalBackend(Backend):
             tls_key=key,
             reason="SchedulerStarting",
             message="starting the scheduler process",
+            owner_groups=user.groups,
         )
         cluster.record("PENDING", "Created", f"requested by {user.name}")
         workdir = Path(self.context.data_dir) / "clusters" / name
@@ -229,15 +241,18 @@ class LocalBackend(Backend):
         await self.proxy.set_cluster_routes(
             cluster.name, cluster.dashboard_address or None, _host_port(cluster.scheduler_address)
         )
-        cluster.transition(ClusterStatus.RUNNING, "Running", "scheduler ready and routed")
-        self.log.info("cluster %s running", cluster.name)
+        if cluster.transition(ClusterStatus.RUNNING, "Running", "scheduler ready and routed"):
+            self.log.info("cluster %s running", cluster.name)
 
     async def request_workers(self, name: str, count: int) -> None:
         state = self.states.get(name)
-        if state is None or state.cluster.status != ClusterStatus.RUNNING:
+        if state is None:
             return
         async with state.lock:
-            if count > state.cluster.target_workers:
+            if (
+                state.cluster.status == ClusterStatus.RUNNING
+                and count > state.cluster.target_workers
+            ):
                 state.cluster.target_workers = count
                 await self._reconcile_workers(state)
                 await self._persist(state)
@@ -312,19 +327,25 @@ class LocalBackend(Backend):
         self, name: str, *, reason: str, message: str = "", failed: bool = False
     ) -> None:
         state = self.states.get(name)
-        if (
-            state is None
-            or state.cluster.status.is_terminal
-            or state.cluster.status == ClusterStatus.STOPPING
-        ):
+        if state is None:
             return
-        cluster = state.cluster
-        cluster.transition(ClusterStatus.STOPPING, reason, message)
+        async with state.lock:  # no worker is started or adopted after this point
+            if not state.cluster.status.is_active:
+                return  # already stopping or stopped
+            state.cluster.transition(ClusterStatus.STOPPING, reason, message)
+            handles = [w.handle for w in state.workers.values()]
+            state.workers.clear()
         self.registry.notify(name)
-        await self._persist(state)
         self.log.info("stopping cluster %s: %s", name, reason)
+        await self._persist(state)
         state.cancel_tasks()
-        handles = [w.handle for w in state.workers.values()]
+        await self._finish_stop(state, handles, failed)
+
+    async def _finish_stop(
+        self, state: LocalClusterState, handles: list[processes.ProcessHandle], failed: bool
+    ) -> None:
+        """End every process and route of a STOPPING cluster; always reaches a final state."""
+        cluster = state.cluster
         await asyncio.gather(*(processes.terminate(h, grace=3.0) for h in handles))
         if state.scheduler is not None:
             await processes.terminate(state.scheduler, grace=5.0)
@@ -332,14 +353,16 @@ class LocalBackend(Backend):
             if handle is not None:
                 processes.forget(handle)
         if self.proxy is not None:
-            await self.proxy.remove_cluster_routes(name)
-        state.workers.clear()
+            try:
+                await self.proxy.remove_cluster_routes(cluster.name)
+            except ProxyError:
+                # its processes are gone: a stale route only leads nowhere
+                self.log.warning("could not remove the routes of cluster %s", cluster.name)
         cluster.active_workers = cluster.target_workers = 0
-        cluster.transition(
-            ClusterStatus.FAILED if failed else ClusterStatus.STOPPED, reason, message
-        )
+        final = ClusterStatus.FAILED if failed else ClusterStatus.STOPPED
+        cluster.transition(final, cluster.reason, cluster.message)
         await self._persist(state)
-        self.registry.notify(name)
+        self.registry.notify(cluster.name)
 
     # -- timeouts --------------------------------------------------------------------------------
     async def _check_loop(self) -> None:
@@ -351,7 +374,10 @@ class LocalBackend(Backend):
                 60.0, max(self.stopped_cluster_max_age / 2, self.check_period)
             ):
                 last_purge = now
-                await self._purge_stopped(now)
+                try:
+                    await self._purge_stopped(now)
+                except Exception:  # the timeout checks below must keep running
+                    self.log.exception("purging stopped clusters failed")
             for state in list(self.states.values()):
                 try:
                     await self._check_cluster(state, now)
@@ -370,6 +396,14 @@ class LocalBackend(Backend):
         if self.store is not None:
             await self.store.purge_terminal(int(self.stopped_cluster_max_age * 1000))
 
+    def _stop_soon(self, name: str, *, reason: str, message: str, failed: bool = False) -> None:
+        # in its own task: a slow stop must not hold up the checks of other clusters
+        self._own(
+            asyncio.create_task(
+                self.stop_cluster(name, reason=reason, message=message, failed=failed)
+            )
+        )
+
     async def _check_cluster(self, state: LocalClusterState, now: float) -> None:
         cluster = state.cluster
         if not cluster.status.is_active:
@@ -382,7 +416,7 @@ class LocalBackend(Backend):
                 if state.scheduler
                 else ""
             )
-            await self.stop_cluster(
+            self._stop_soon(
                 cluster.name,
                 reason="SchedulerStartTimeout",
                 failed=True,
@@ -393,28 +427,27 @@ class LocalBackend(Backend):
             cluster.status == ClusterStatus.RUNNING
             and now - state.last_heartbeat > self.heartbeat_timeout
         ):
-            await self.stop_cluster(
+            self._stop_soon(
                 cluster.name,
                 reason="HeartbeatTimeout",
                 failed=True,
                 message=f"no heartbeat for {self.heartbeat_timeout:g} s",
             )
         elif config.max_lifetime and age > config.max_lifetime:
-            await self.stop_cluster(
+            self._stop_soon(
                 cluster.name,
                 reason="MaxLifetimeReached",
                 message=f"clusters may run at most {config.max_lifetime:g} s",
             )
         else:
             for worker in list(state.workers.values()):
-                if (
-                    worker.status not in (RUNNING, CLOSING)
-                    and now - worker.started > config.worker_start_timeout
-                ):
+                if worker.status == STARTING and now - worker.started > config.worker_start_timeout:
+                    worker.status = TIMED_OUT
                     cluster.record(
                         "WorkerStartTimeout", "Timeout", f"{worker.name} did not connect in time"
                     )
-                    await processes.terminate(worker.handle, grace=1.0)  # its watcher replaces it
+                    # its watcher replaces it
+                    self._own(asyncio.create_task(processes.terminate(worker.handle, grace=1.0)))
 
     # -- persistence and re-adoption -------------------------------------------------------------
     async def _persist(self, state: LocalClusterState) -> None:
@@ -428,10 +461,13 @@ class LocalBackend(Backend):
             state = LocalClusterState.from_dict(cluster, data)
             self.states[cluster.name] = state
             self.registry.add(cluster)
+            state.workers = {n: w for n, w in state.workers.items() if processes.is_alive(w.handle)}
+            if cluster.status == ClusterStatus.STOPPING:  # finish the interrupted stop
+                handles = [w.handle for w in state.workers.values()]
+                state.workers.clear()
+                await self._finish_stop(state, handles, failed=False)
+                continue
             if state.scheduler is None or not processes.is_alive(state.scheduler):
-                state.workers = {
-                    n: w for n, w in state.workers.items() if processes.is_alive(w.handle)
-                }
                 await self.stop_cluster(
                     cluster.name,
                     reason="SchedulerLost",
@@ -439,14 +475,7 @@ class LocalBackend(Backend):
                     message="the scheduler ended while the gateway was down",
                 )
                 continue
-            if cluster.status == ClusterStatus.STOPPING:
-                cluster.status = ClusterStatus.RUNNING  # finish the interrupted stop
-                await self.stop_cluster(
-                    cluster.name, reason=cluster.reason, message=cluster.message
-                )
-                continue
             state.last_heartbeat = time.time()
-            state.workers = {n: w for n, w in state.workers.items() if processes.is_alive(w.handle)}
             state.own(asyncio.create_task(self._watch_scheduler(state)))
             for worker in state.workers.values():
                 state.own(asyncio.create_task(self._watch_worker(state, worker)))

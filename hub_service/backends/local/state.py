@@ -11,7 +11,7 @@ from jhub_gateway.models import Cluster
 
 from .processes import ProcessHandle
 
-STARTING, RUNNING, CLOSING = "starting", "running", "closing"
+STARTING, RUNNING, CLOSING, TIMED_OUT = "starting", "running", "closing", "timed-out"
 
 
 @dataclass
@@ -56,6 +56,7 @@ class LocalClusterState:
             "next_worker": self.next_worker,
             "last_heartbeat": self.last_heartbeat,
             "worker_failures": self.worker_failures,
+            "owner_groups": sorted(self.cluster.owner_groups),
         }
 
     @classmethod
@@ -68,6 +69,7 @@ class LocalClusterState:
         state.next_worker = data.get("next_worker", 0)
         state.last_heartbeat = data.get("last_heartbeat", 0.0)
         state.worker_failures = data.get("worker_failures", 0)
+        cluster.owner_groups = frozenset(data.get("owner_groups", ()))
         return state
 
     def new_worker_name(self) -> str:
