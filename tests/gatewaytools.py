@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +163,18 @@ class GatewayProcess:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(leftovers, timeout=10)
+
+
+@contextlib.contextmanager
+def running_gateway(root: Path, **kwargs: Any) -> Iterator[GatewayProcess]:
+    """A started gateway; on exit it and every process it started are gone."""
+    gw = GatewayProcess(root, **kwargs)
+    gw.start()
+    try:
+        yield gw
+    finally:
+        gw.kill_everything()
+        assert gw.processes_under(gw.data_dir) == []
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = "condition"):

@@ -11,7 +11,7 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import GatewayProcess, basic, wait_for
+from tests.gatewaytools import basic, running_gateway, wait_for
 
 EXTRA_CONFIG = """
 from jhub_gateway.options import Options, Float
@@ -30,13 +30,8 @@ c.UserQuotas.max_workers = 2
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    gw = GatewayProcess(tmp_path_factory.mktemp("lifecycle"), extra_config=EXTRA_CONFIG)
-    gw.start()
-    try:
+    with running_gateway(tmp_path_factory.mktemp("lifecycle"), extra_config=EXTRA_CONFIG) as gw:
         yield gw
-    finally:
-        gw.kill_everything()
-        assert gw.processes_under(gw.data_dir) == []
 
 
 def _status(gateway, name, user="alice"):

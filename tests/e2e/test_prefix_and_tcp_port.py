@@ -8,27 +8,22 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import GatewayProcess, basic, free_port, wait_for
+from tests.gatewaytools import basic, free_port, running_gateway, wait_for
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     tcp_port = free_port()
-    gw = GatewayProcess(
+    with running_gateway(
         tmp_path_factory.mktemp("prefixed"),
         prefix="/services/dask-gateway",
         extra_config=(
             f'c.TraefikProxy.tcp_address = "127.0.0.1:{tcp_port}"\n'
             "c.LocalBackend.stopped_cluster_max_age = 2\n"
         ),
-    )
-    gw.tcp_port = tcp_port
-    gw.start()
-    try:
+    ) as gw:
+        gw.tcp_port = tcp_port
         yield gw
-    finally:
-        gw.kill_everything()
-        assert gw.processes_under(gw.data_dir) == []
 
 
 def test_prefixed_api_and_separate_scheduler_port(gateway):

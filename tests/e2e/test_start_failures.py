@@ -6,7 +6,7 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth, GatewayClusterError
-from tests.gatewaytools import GatewayProcess, wait_for
+from tests.gatewaytools import running_gateway, wait_for
 
 EXTRA_CONFIG = """
 import sys
@@ -28,13 +28,8 @@ c.GatewayApp.cluster_options = Options(
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    gw = GatewayProcess(tmp_path_factory.mktemp("startfail"), extra_config=EXTRA_CONFIG)
-    gw.start()
-    try:
+    with running_gateway(tmp_path_factory.mktemp("startfail"), extra_config=EXTRA_CONFIG) as gw:
         yield gw
-    finally:
-        gw.kill_everything()
-        assert gw.processes_under(gw.data_dir) == []
 
 
 def _failed(gateway, name):
