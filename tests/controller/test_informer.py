@@ -28,26 +28,11 @@ from jhub_gateway.controller.kubeclient import (
     Unavailable,
 )
 from jhub_gateway.controller.ratelimit import RateLimiter
-from tests.kube.apiserver import KubeCluster, launch, write_kubeconfig
+from tests.kube.apiserver import KubeCluster, write_kubeconfig
 
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]
 
 _ns_ids = itertools.count()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def kube(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KubeCluster]:
-    cluster = await launch(tmp_path_factory.mktemp("kube"), kubelet=False)
-    try:
-        yield cluster
-    finally:
-        await cluster.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(kube: KubeCluster) -> AsyncIterator[KubeClient]:
-    async with await KubeClient.connect(kube.kubeconfig) as kube_client:
-        yield kube_client
 
 
 @pytest_asyncio.fixture(loop_scope="module")

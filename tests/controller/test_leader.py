@@ -10,32 +10,16 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from jhub_gateway.controller.kubeclient import LEASES, KubeClient
 from jhub_gateway.controller.leader import LeaderElector
-from tests.kube.apiserver import KubeCluster, launch
+from tests.kube.apiserver import KubeCluster
 
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]
 
 NS = "default"
 TIMING = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
 _lease_ids = itertools.count()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def kube(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KubeCluster]:
-    cluster = await launch(tmp_path_factory.mktemp("kube"), kubelet=False)
-    try:
-        yield cluster
-    finally:
-        await cluster.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client(kube: KubeCluster) -> AsyncIterator[KubeClient]:
-    async with await KubeClient.connect(kube.kubeconfig) as kube_client:
-        yield kube_client
 
 
 @pytest.fixture
