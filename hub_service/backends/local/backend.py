@@ -26,8 +26,8 @@ from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
 from ...proxy import ProxyError, TraefikProxy
 from ..base import Backend, GatewayContext
-from . import launch, processes
-from .state import CLOSING, RUNNING, STARTING, TIMED_OUT, LocalClusterState, WorkerProc
+from . import deadlines, launch, processes
+from .state import CLOSING, RUNNING, TIMED_OUT, LocalClusterState, WorkerProc
 from .store import ClusterStore, load_or_create_keys
 
 WORKER_FAILURE_LIMIT = 3
@@ -409,45 +409,29 @@ class LocalBackend(Backend):
         if not cluster.status.is_active:
             return
         config = self._config(cluster)
-        age = now - cluster.start_time / 1000
-        if cluster.status == ClusterStatus.PENDING and age > config.scheduler_start_timeout:
-            tail = (
-                "\n".join(processes.tail_log(state.scheduler.log_path, 20))
-                if state.scheduler
-                else ""
-            )
+        scheduler = state.scheduler
+        stop = deadlines.cluster_deadline(
+            cluster,
+            config,
+            now=now,
+            last_heartbeat=state.last_heartbeat,
+            heartbeat_timeout=self.heartbeat_timeout,
+            scheduler_log_tail=lambda: (
+                "\n".join(processes.tail_log(scheduler.log_path, 20)) if scheduler else ""
+            ),
+        )
+        if stop is not None:
             self._stop_soon(
-                cluster.name,
-                reason="SchedulerStartTimeout",
-                failed=True,
-                message=f"the scheduler did not report in within "
-                f"{config.scheduler_start_timeout:g} s; last log lines:\n{tail}",
+                cluster.name, reason=stop.reason, message=stop.message, failed=stop.failed
             )
-        elif (
-            cluster.status == ClusterStatus.RUNNING
-            and now - state.last_heartbeat > self.heartbeat_timeout
-        ):
-            self._stop_soon(
-                cluster.name,
-                reason="HeartbeatTimeout",
-                failed=True,
-                message=f"no heartbeat for {self.heartbeat_timeout:g} s",
+            return
+        for worker in deadlines.late_workers(state.workers.values(), config, now):
+            worker.status = TIMED_OUT
+            cluster.record(
+                "WorkerStartTimeout", "Timeout", f"{worker.name} did not connect in time"
             )
-        elif config.max_lifetime and age > config.max_lifetime:
-            self._stop_soon(
-                cluster.name,
-                reason="MaxLifetimeReached",
-                message=f"clusters may run at most {config.max_lifetime:g} s",
-            )
-        else:
-            for worker in list(state.workers.values()):
-                if worker.status == STARTING and now - worker.started > config.worker_start_timeout:
-                    worker.status = TIMED_OUT
-                    cluster.record(
-                        "WorkerStartTimeout", "Timeout", f"{worker.name} did not connect in time"
-                    )
-                    # its watcher replaces it
-                    self._own(asyncio.create_task(processes.terminate(worker.handle, grace=1.0)))
+            # its watcher replaces it
+            self._own(asyncio.create_task(processes.terminate(worker.handle, grace=1.0)))
 
     # -- persistence and re-adoption -------------------------------------------------------------
     async def _persist(self, state: LocalClusterState) -> None:
