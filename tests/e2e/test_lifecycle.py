@@ -55,6 +55,11 @@ def test_service_restart_keeps_running_clusters(gateway):
     cluster.close()
     gw.close()
 
+    status, body = gateway.request("POST", "/api/v1/clusters/", {}, user="alice2")
+    old_name = body["name"]
+    gateway.request("DELETE", f"/api/v1/clusters/{old_name}", user="alice2")
+    wait_for(lambda: _status(gateway, old_name, "alice2")["status"] == "STOPPED", what="STOPPED")
+
     scheduler_pids = {p.pid for p in gateway.cluster_processes()}
     gateway.stop()
     assert all(psutil.pid_exists(pid) for pid in scheduler_pids)  # clusters outlive the service
@@ -67,6 +72,8 @@ def test_service_restart_keeps_running_clusters(gateway):
         client.close()
         events = gateway.request("GET", f"/api/v1/clusters/{cluster.name}/events", user="alice")[1]
         assert "GatewayRestarted" in [e["reason"] for e in events["events"]]
+        status, stopped = gateway.request("GET", "/api/v1/clusters/?status=stopped", user="alice2")
+        assert stopped[old_name]["status"] == "STOPPED"  # finished clusters are still listed
         again.shutdown()
 
 

@@ -441,6 +441,9 @@ class LocalBackend(Backend):
     async def _readopt(self) -> None:
         assert self.store is not None and self.proxy is not None
         routes: dict[str, tuple[str | None, str]] = {}
+        for cluster, data in await self.store.load_terminal():  # still listed until purged
+            self.states[cluster.name] = LocalClusterState.from_dict(cluster, data)
+            self.registry.add(cluster)
         for cluster, data in await self.store.load_active():
             state = LocalClusterState.from_dict(cluster, data)
             self.states[cluster.name] = state

@@ -277,6 +277,16 @@ class ClusterStore:
             rows = await cur.fetchall()
         return [self._from_row(r) for r in rows]
 
+    async def load_terminal(self) -> list[tuple[Cluster, dict[str, Any]]]:
+        """Stopped and failed clusters still kept (``purge_terminal`` bounds them), oldest first."""
+        marks = ", ".join("?" * len(_TERMINAL))
+        async with self._db.execute(
+            f"SELECT {_COLUMNS} FROM clusters WHERE status IN ({marks}) ORDER BY start_time, name",
+            _TERMINAL,
+        ) as cur:
+            rows = await cur.fetchall()
+        return [self._from_row(r) for r in rows]
+
     async def delete(self, name: str) -> None:
         async with self._lock:
             await self._db.execute("DELETE FROM clusters WHERE name = ?", (name,))
