@@ -118,9 +118,7 @@ class ClusterService:
         return cluster
 
     def _clamp(self, user: User, cluster: Cluster, count: int) -> tuple[int, str | None]:
-        max_workers = self.backend.cluster_config_class(
-            parent=self.backend, **_config_traits(cluster)
-        ).max_workers()
+        max_workers = self.backend.cluster_config(cluster).max_workers()
         msg = None
         if max_workers is not None and count > max_workers:
             msg = f"Scale request of {count} workers would exceed this cluster's limit, scaled to {max_workers} instead"
@@ -207,16 +205,3 @@ def _owner(cluster: Cluster, caller: User) -> User:
     if caller.name == cluster.username:
         return caller
     return User(name=cluster.username, groups=cluster.owner_groups)
-
-
-def _config_traits(cluster: Cluster) -> dict[str, Any]:
-    keys = (
-        "worker_cores",
-        "worker_memory",
-        "scheduler_cores",
-        "scheduler_memory",
-        "cluster_max_workers",
-        "cluster_max_cores",
-        "cluster_max_memory",
-    )
-    return {k: cluster.config[k] for k in keys if k in cluster.config}

@@ -92,6 +92,16 @@ class Backend(LoggingConfigurable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.registry = ClusterRegistry()
+        self._configs: dict[str, ClusterConfig] = {}
+
+    def cluster_config(self, cluster: Cluster) -> ClusterConfig:
+        """The cluster's validated settings, built once (timeouts, scaling and quotas ask often)."""
+        config = self._configs.get(cluster.name)
+        if config is None:
+            config = self._configs[cluster.name] = self.cluster_config_class(
+                parent=self, **cluster.config
+            )
+        return config
 
     async def setup(self, context: GatewayContext) -> None:
         """Start background work and re-adopt clusters that survived a restart."""

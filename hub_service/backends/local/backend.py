@@ -78,7 +78,6 @@ class LocalBackend(Backend):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.states: dict[str, LocalClusterState] = {}
-        self._configs: dict[str, ClusterConfig] = {}
         self.store: ClusterStore | None = None
         self.context: GatewayContext | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -191,15 +190,6 @@ class LocalBackend(Backend):
             config, tls.tls_env(str(tls_dir / "dask.crt"), str(tls_dir / "dask.pem"))
         )
 
-    def _config(self, cluster: Cluster) -> ClusterConfig:
-        # validated once per cluster: the timeout loop asks every second
-        config = self._configs.get(cluster.name)
-        if config is None:
-            config = self._configs[cluster.name] = self.cluster_config_class(
-                parent=self, **cluster.config
-            )
-        return config
-
     # -- heartbeats and workers ------------------------------------------------------------------
     async def on_heartbeat(self, name: str, heartbeat: dict) -> None:
         state = self.states.get(name)
@@ -262,7 +252,7 @@ class LocalBackend(Backend):
         live = state.live_workers()
         missing = cluster.target_workers - len(live)
         if missing > 0:
-            config = self._config(cluster)
+            config = self.cluster_config(cluster)
             env = self._env(state, config)
             for _ in range(missing):
                 worker_name = state.new_worker_name()
@@ -408,7 +398,7 @@ class LocalBackend(Backend):
         cluster = state.cluster
         if not cluster.status.is_active:
             return
-        config = self._config(cluster)
+        config = self.cluster_config(cluster)
         scheduler = state.scheduler
         stop = deadlines.cluster_deadline(
             cluster,
