@@ -24,7 +24,14 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .kubeclient import LEASES, AlreadyExists, Conflict, KubeClient, KubeError, NotFound
+from jhub_gateway.kube.client import (
+    LEASES,
+    AlreadyExists,
+    Conflict,
+    KubeClient,
+    KubeError,
+    NotFound,
+)
 
 log = logging.getLogger(__name__)
 

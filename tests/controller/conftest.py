@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from jhub_gateway.controller.kubeclient import KubeClient
+from jhub_gateway.kube.client import KubeClient
 from tests.kube.apiserver import KubeCluster, launch
 
 

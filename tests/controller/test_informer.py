@@ -14,8 +14,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from jhub_gateway.controller.informer import Informer, key_of
-from jhub_gateway.controller.kubeclient import (
+from jhub_gateway.kube.client import (
     CONFIGMAPS,
     NAMESPACES,
     AlreadyExists,
@@ -27,7 +26,8 @@ from jhub_gateway.controller.kubeclient import (
     Resource,
     Unavailable,
 )
-from jhub_gateway.controller.ratelimit import RateLimiter
+from jhub_gateway.kube.informer import Informer, key_of
+from jhub_gateway.kube.ratelimit import RateLimiter
 from tests.kube.apiserver import KubeCluster, write_kubeconfig
 
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from jhub_gateway.controller.kubeclient import LEASES, KubeClient
 from jhub_gateway.controller.leader import LeaderElector
+from jhub_gateway.kube.client import LEASES, KubeClient
 from tests.kube.apiserver import KubeCluster
 
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from jhub_gateway.controller.ratelimit import RateLimiter
 from jhub_gateway.controller.workqueue import QueueClosed, QueueEmpty, WorkQueue
+from jhub_gateway.kube.ratelimit import RateLimiter
 
 
 class FakeClock:

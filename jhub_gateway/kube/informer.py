@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .kubeclient import Gone, KubeClient, Resource
+from .client import Gone, KubeClient, Resource
 
 log = logging.getLogger(__name__)
 
