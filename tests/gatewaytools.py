@@ -177,15 +177,5 @@ def running_gateway(root: Path, **kwargs: Any) -> Iterator[GatewayProcess]:
         assert gw.processes_under(gw.data_dir) == []
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-
 def env_without_hub() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}

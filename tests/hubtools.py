@@ -21,7 +21,6 @@ import shutil
 import signal
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ import aiohttp
 import psutil
 from tornado import httpserver, netutil, web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+from tests.polling import until
 
 ADMIN_SERVICE = "hubtools-admin"
 START_TIMEOUT = 120.0
@@ -55,18 +56,6 @@ def chp_command() -> str:
         "configurable-http-proxy not found: npm install --prefix "
         f"{sys.prefix}/chp configurable-http-proxy@5 (or set CHP_BIN)"
     )
-
-
-async def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll an async ``predicate`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 class HubError(RuntimeError):
@@ -172,8 +161,8 @@ c.ConfigurableHTTPProxy.pid_file = "{root / "proxy.pid"}"
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
-            await wait_until(
-                self._ready, timeout, f"JupyterHub at {self.url} (log {self.log_path})"
+            await until(
+                self._ready, timeout, 0.2, what=f"JupyterHub at {self.url} (log {self.log_path})"
             )
         except BaseException:
             await self.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.secrets import new_credentials
+from jhub_gateway.controller.secrets import new_credentials
 
 
 def test_new_credentials_are_fresh_and_redacted() -> None:
@@ -17,7 +17,7 @@ def test_new_credentials_are_fresh_and_redacted() -> None:
 
 
 def test_condition_transition_time_moves_only_on_flip() -> None:
-    from controller.status import set_condition, status_changed
+    from jhub_gateway.controller.status import set_condition, status_changed
 
     c1 = set_condition([], "Ready", False, "Starting", "m", "t1")
     c2 = set_condition(c1, "Ready", False, "Starting", "m2", "t2")

@@ -11,7 +11,8 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import basic, running_gateway, wait_for
+from tests.gatewaytools import basic, running_gateway
+from tests.polling import wait_for
 
 EXTRA_CONFIG = """
 from jhub_gateway.options import Options, Float

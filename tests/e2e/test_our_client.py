@@ -8,7 +8,8 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth, GatewayAuthError, GatewayValueError
-from tests.gatewaytools import basic, wait_for
+from tests.gatewaytools import basic
+from tests.polling import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import basic, free_port, running_gateway, wait_for
+from tests.gatewaytools import basic, free_port, running_gateway
+from tests.polling import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth, GatewayClusterError
-from tests.gatewaytools import running_gateway, wait_for
+from tests.gatewaytools import running_gateway
+from tests.polling import wait_for
 
 EXTRA_CONFIG = """
 import sys

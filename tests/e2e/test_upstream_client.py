@@ -6,7 +6,7 @@ import dask_gateway
 import pytest
 from dask_gateway.auth import BasicAuth
 
-from tests.gatewaytools import wait_for
+from tests.polling import wait_for
 
 
 def test_upstream_client_lifecycle(gateway):

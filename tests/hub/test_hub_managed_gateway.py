@@ -20,7 +20,8 @@ from dask_gateway.auth import JupyterHubAuth as UpstreamJupyterHubAuth
 from jhub_gateway import Gateway
 from jhub_gateway.client import GatewayAuthError, GatewayValueError, JupyterHubAuth
 from tests.gatewaytools import free_port
-from tests.hubtools import run_hub, wait_until
+from tests.hubtools import run_hub
+from tests.polling import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -101,7 +102,7 @@ async def stack(tmp_path_factory):
     async with run_hub(root, services=[service], users=users, roles=roles) as hub:
         st = Stack(hub, port, data_dir)
 
-        await wait_until(lambda: healthy(st.address), 90, "the hub-managed gateway")
+        await until(lambda: healthy(st.address), 90, what="the hub-managed gateway")
         yield st
 
 
@@ -165,7 +166,7 @@ async def test_bogus_and_revoked_tokens_are_unauthorized(stack):
                 return exc.status == 401
             return False
 
-        await wait_until(refused, 30, "the revoked token to be refused")
+        await until(refused, 30, what="the revoked token to be refused")
 
 
 async def test_users_see_only_their_own_clusters_admins_see_all(stack):
@@ -201,7 +202,7 @@ async def test_hub_stops_the_managed_service_gracefully(tmp_path):
     data_dir = tmp_path / "gw"
     service = managed_service(port, data_dir)
     async with run_hub(tmp_path, services=[service]) as hub:
-        await wait_until(lambda: healthy(f"{hub.url}/services/{SERVICE}"), 90, "managed service")
+        await until(lambda: healthy(f"{hub.url}/services/{SERVICE}"), 90, what="managed service")
         (service_proc,) = [
             p
             for p in psutil.process_iter(["cmdline"])

@@ -11,7 +11,7 @@ import pytest
 
 from jhub_gateway.hub_service.auth.jupyterhub import HubConfigError, JupyterHubAuthenticator
 from tests.hub.conftest import PREFIX, SERVICE
-from tests.hubtools import wait_until
+from tests.polling import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -115,7 +115,7 @@ async def test_revoked_token_is_401_after_ttl(hub_env):
     async def refused():
         return (await whoami(hub_env, token, key="short"))[0] == 401
 
-    await wait_until(refused, 30, "revoked token to be refused")
+    await until(refused, 30, what="revoked token to be refused")
     # the long-TTL authenticator still answers from its cache: revocation costs <= cache_ttl
     assert (await whoami(hub_env, token))[0] == 200
 
@@ -177,7 +177,7 @@ async def test_hub_down_is_503_then_recovers(hub_env):
     async def works():
         return (await whoami(hub_env, token))[0] == 200
 
-    await wait_until(works, 60, "authentication to recover after the hub restarted")
+    await until(works, 60, what="authentication to recover after the hub restarted")
 
 
 async def test_config_errors_name_the_env_var(monkeypatch):

@@ -7,8 +7,6 @@ import datetime
 import json
 import socket
 import ssl
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cryptography import x509
@@ -133,10 +131,3 @@ async def get(url: str, **headers: str) -> HTTPResponse:
 
 def body(resp: HTTPResponse) -> dict:
     return json.loads(resp.body)
-
-
-async def until(cond: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)

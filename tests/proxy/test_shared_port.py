@@ -14,8 +14,9 @@ import pytest
 import pytest_asyncio
 
 from jhub_gateway.hub_service.proxy import ProxyError, TraefikProxy
+from tests.polling import until
 
-from .helpers import auth_app, body, echo_app, get, greeting, serve, tls_backend, tls_connect, until
+from .helpers import auth_app, body, echo_app, get, greeting, serve, tls_backend, tls_connect
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -164,7 +165,7 @@ async def test_traefik_killed_is_restarted_with_its_routes(env):
         health = await env.proxy.check_health()
         return health["ok"] and health["pid"] not in (None, old)
 
-    await until(healthy_again)
+    await until(healthy_again, what="traefik healthy again")
     assert env.proxy.restarts >= 1 and not psutil.pid_exists(old)
 
     async def routed() -> bool:
@@ -173,7 +174,7 @@ async def test_traefik_killed_is_restarted_with_its_routes(env):
         except (ssl.SSLError, ConnectionError):
             return False
 
-    await until(routed)
+    await until(routed, what="the route to be live")
     resp = await get(f"{env.web}{PREFIX}/clusters/a/status", Authorization="token good")
     assert body(resp)["who"] == "dash-a"
 

@@ -19,18 +19,13 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from tests.polling import wait_for
+
 DEADLINE = 60.0
 
 
 def poll(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Return condition()'s first truthy value, failing with ``what`` at the deadline."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_for(condition, timeout, what=what)
 
 
 class FakeGateway:
