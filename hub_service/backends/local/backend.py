@@ -4,6 +4,11 @@ The service spawns schedulers (in their own sessions, so they outlive a service
 restart) and workers, learns addresses from the scheduler's first heartbeat,
 publishes routes through Traefik and only then reports RUNNING. State lives in
 SQLite (secrets encrypted), so a restarted service re-adopts running clusters.
+
+When the service runs as root, each hub user's processes run under a uid of
+their own in their own PID and mount namespaces (``isolation.py``), and each
+cluster gets its own loopback host; heartbeats claiming any other address are
+rejected (``addresses.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Float, Instance, Unicode
+from traitlets import (
+    Bool,
+    Callable,
+    CaselessStrEnum,
+    Float,
+    Instance,
+    Int,
+    TraitError,
+    Tuple,
+    Unicode,
+    Union,
+    validate,
+)
 
 from jhub_gateway import tls
 from jhub_gateway.models import Cluster, ClusterStatus, User
@@ -26,17 +43,57 @@ from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
 from ...proxy import ProxyError, TraefikProxy
 from ..base import Backend, GatewayContext
-from . import deadlines, launch, processes
+from . import accounts, addresses, deadlines, isolation, launch, processes, workdirs
+from .accounts import Identity
+from .redact import SecretRedactor
 from .state import CLOSING, RUNNING, TIMED_OUT, LocalClusterState, WorkerProc
-from .store import ClusterStore, load_or_create_keys
+from .store import ClusterStore, StoreError, load_or_create_keys
+from .store import log as store_log
 
 WORKER_FAILURE_LIMIT = 3
 
 
 class LocalBackend(Backend):
-    """Runs schedulers and workers as processes of the service's user."""
+    """Runs schedulers and workers as local processes, isolated per hub user when root."""
 
-    host = Unicode("127.0.0.1", help="Interface schedulers and workers bind to.", config=True)
+    isolation = CaselessStrEnum(
+        ("auto", "on", "off"),
+        default_value="auto",
+        help="""Run each hub user's schedulers and workers under a uid of their own.
+
+        'auto' (default): on when the service runs as root, else off with a warning.
+        'on': required (the service fails to start unless it is root and util-linux's
+        unshare/setpriv work). 'off': every cluster runs as the service's own user and
+        can read its data directory, environment and the other clusters' credentials;
+        only for a single-user machine.""",
+        config=True,
+    )
+    os_user = Union(
+        [Unicode(), Callable()],
+        default_value="",
+        help="""The OS account a hub user's clusters run as, when isolated.
+
+        A template with {username} (e.g. 'jupyter-{username}', as The Littlest
+        JupyterHub names accounts) or a callable taking the hub user (with .name and
+        .groups) and returning an account name or None. Empty (default), or None
+        from the callable: a uid is allocated per hub user from uid_range instead.""",
+        config=True,
+    )
+    uid_range = Tuple(
+        Int(),
+        Int(),
+        default_value=(200000, 299999),
+        help="Inclusive range of uids allocated to hub users without a mapped OS account "
+        "(kept in the store, so a user keeps their uid across restarts). Pick a range no "
+        "OS account uses; uids of existing accounts are skipped.",
+        config=True,
+    )
+    cluster_network = Unicode(
+        "127.3.0.0/16",
+        help="Loopback network (inside 127.0.0.0/8) from which each cluster gets its own host "
+        "to bind to; heartbeats reporting addresses off that host are rejected.",
+        config=True,
+    )
     heartbeat_period = Float(
         5.0, min=0.5, help="Seconds between scheduler heartbeats.", config=True
     )
@@ -75,12 +132,44 @@ class LocalBackend(Backend):
         TraefikProxy, allow_none=True, help="The Traefik proxy (configure it as c.TraefikProxy)."
     )
 
+    @validate("cluster_network")
+    def _check_network(self, proposal: Any) -> str:
+        try:
+            addresses.parse_network(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(f"LocalBackend.cluster_network: {exc}") from None
+        return proposal["value"]
+
+    @validate("os_user")
+    def _check_os_user(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if isinstance(value, str) and value:
+            try:
+                accounts.check_template(value)
+            except ValueError as exc:
+                raise TraitError(str(exc)) from None
+        return value
+
+    @validate("uid_range")
+    def _check_uid_range(self, proposal: Any) -> Any:
+        low, high = proposal["value"]
+        try:
+            accounts.check_uid_range(low, high)
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.states: dict[str, LocalClusterState] = {}
         self.store: ClusterStore | None = None
         self.context: GatewayContext | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.isolated = False
+        self.pid_namespace = False
+        self._needed: list[Path] = []
+        self._network = addresses.parse_network(self.cluster_network)
+        self.redactor = SecretRedactor()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def setup(self, context: GatewayContext) -> None:
@@ -90,14 +179,11 @@ class LocalBackend(Backend):
                 f"heartbeat_period ({self.heartbeat_period:g} s), or healthy clusters would fail"
             )
         self.context = context
-        if getattr(self.parent, "authenticator", "simple") != "simple":
-            # several users, one OS account: their clusters can read each other's credentials
-            self.log.warning(
-                "local backend: every cluster runs as this service's OS user and can read its "
-                "data directory; it does not isolate users from each other"
-            )
+        for logger in (self.log, processes.log, store_log):
+            logger.addFilter(self.redactor)
         data = Path(context.data_dir)
         (data / "clusters").mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self._setup_isolation(data)
         keys = load_or_create_keys(
             data, self.encrypt_keys or os.environ.get("JHUB_GATEWAY_ENCRYPT_KEYS")
         )
@@ -108,6 +194,84 @@ class LocalBackend(Backend):
         await self.proxy.start(context.internal_url, data / "traefik", context.dashboard_auth_url)
         await self._readopt()
         self._own(asyncio.create_task(self._check_loop()))
+
+    async def _setup_isolation(self, data: Path) -> None:
+        """Decide whether clusters run isolated; config errors raise ``ValueError``."""
+        root = os.geteuid() == 0
+        if self.isolation == "off" or (self.isolation == "auto" and not root):
+            self.log.warning(
+                "local backend: clusters run as this service's OS user (%s), so code in any "
+                "hub user's cluster can read the service's environment and data directory "
+                "(encryption key, every cluster's token and TLS key) and signal other users' "
+                "processes. To isolate users, run the service as root (with util-linux) and "
+                "keep LocalBackend.isolation = 'auto'; see the README's Security section",
+                "isolation is off" if self.isolation == "off" else "not root",
+            )
+            return
+        if not root:
+            raise ValueError(
+                "LocalBackend.isolation = 'on' needs the service to run as root (to start "
+                "processes under other uids); run it as root or set isolation = 'auto'"
+            )
+        missing = isolation.missing_tools()
+        if missing:
+            raise ValueError(
+                f"LocalBackend.isolation needs {', '.join(missing)} on PATH (Debian/Ubuntu "
+                "package util-linux); install it, or set LocalBackend.isolation = 'off' to run "
+                "every cluster as root (unsafe)"
+            )
+        os.chmod(data, 0o700)  # the isolated uids must not list or read it
+        os.chmod(data / "clusters", 0o700)
+        self._needed = isolation.runtime_paths(["dask", "python"], os.environ.get("PATH", ""))
+        self.pid_namespace = await _probe_namespaces()
+        if not self.pid_namespace:
+            blocked = isolation.unreachable([*self._needed, data / "clusters"])
+            if blocked:
+                raise ValueError(
+                    "this kernel refuses PID/mount namespaces (unshare --pid --mount-proc), "
+                    "so isolated clusters must reach these paths directly, but other users "
+                    f"cannot traverse to: {', '.join(map(str, blocked))}; allow namespaces or "
+                    "make their parent directories traversable (chmod o+x)"
+                )
+            self.log.warning(
+                "local backend: PID namespaces are unavailable; clusters run under their own "
+                "uids but can see (not signal) other processes in /proc"
+            )
+        self.isolated = True
+        self.log.info(
+            "local backend: clusters isolated per hub user (%s, %s)",
+            "mapped OS accounts"
+            if self.os_user
+            else f"uids {self.uid_range[0]}-{self.uid_range[1]}",
+            "own PID namespaces" if self.pid_namespace else "no PID namespaces",
+        )
+
+    async def _identity(self, user: User) -> Identity | None:
+        """The OS identity of ``user``'s new cluster; None when not isolating."""
+        if not self.isolated:
+            return None
+        assert self.store is not None
+        name = accounts.account_name(self.os_user, user)
+        if name:
+            return await asyncio.to_thread(accounts.account_identity, name, user.name, os.geteuid())
+        low, high = self.uid_range
+        try:
+            uid = await self.store.user_uid(user.name, low, high, accounts.allocatable)
+        except StoreError as exc:
+            self.log.error("cannot allocate a uid for hub user %s: %s", user.name, exc)
+            raise InvalidOptions(
+                "no uid is free for your clusters; ask an administrator to widen "
+                "LocalBackend.uid_range",
+                reason="no_free_uid",
+            ) from None
+        return Identity(uid, uid)
+
+    def _wrap(self, cmd: list[str], state: LocalClusterState) -> list[str]:
+        if state.identity is None:
+            return cmd
+        return isolation.wrap(
+            cmd, state.identity, Path(state.rundir), self._needed, self.pid_namespace
+        )
 
     async def cleanup(self) -> None:
         if self.stop_clusters_on_shutdown:
@@ -154,18 +318,35 @@ class LocalBackend(Backend):
             owner_groups=user.groups,
         )
         cluster.record("PENDING", "Created", f"requested by {user.name}")
+        identity = await self._identity(user)
         workdir = Path(self.context.data_dir) / "clusters" / name
-        state = LocalClusterState(cluster=cluster, workdir=str(workdir))
+        taken = {s.host for s in self.states.values()}
+        state = LocalClusterState(
+            cluster=cluster,
+            workdir=str(workdir),
+            rundir=str(workdir / "run"),
+            host=addresses.allocate_host(self._network, taken),
+            identity=identity,
+        )
+        self.redactor.add(cluster.token, cluster.tls_key)
+        rundir = Path(state.rundir)
         try:
-            await asyncio.to_thread(self._prepare_workdir, workdir, cluster)
+            await asyncio.to_thread(workdirs.prepare, workdir, rundir, cluster, identity)
             env = self._env(state, config)
-            cmd = launch.scheduler_command(config, self.host, self.heartbeat_period)
-            env = launch.scheduler_env(env, self.context.api_url, name, workdir / "api-token")
-            state.scheduler = await processes.spawn(cmd, env, workdir, workdir / "scheduler.log")
+            cmd = launch.scheduler_command(config, state.host, self.heartbeat_period)
+            env = launch.scheduler_env(
+                env, self.context.api_url, name, rundir / workdirs.TOKEN_FILE
+            )
+            state.scheduler = await processes.spawn(
+                self._wrap(cmd, state), env, rundir, workdir / "scheduler.log"
+            )
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+            self.redactor.discard(cluster.token, cluster.tls_key)
+            self.log.error("could not start the scheduler of cluster %s: %s", name, exc)
             raise InvalidOptions(
-                f"could not start the scheduler: {exc}", reason="scheduler_start_failed"
+                f"could not start the scheduler: {exc.strerror or type(exc).__name__}",
+                reason="scheduler_start_failed",
             ) from None
         cluster.record(
             "SchedulerStarting", "ProcessStarted", f"scheduler pid {state.scheduler.pid}"
@@ -176,19 +357,12 @@ class LocalBackend(Backend):
         state.own(asyncio.create_task(self._watch_scheduler(state)))
         return cluster
 
-    @staticmethod
-    def _prepare_workdir(workdir: Path, cluster: Cluster) -> None:
-        workdir.mkdir(parents=True, mode=0o700)
-        tls.write_credentials(workdir / "tls", cluster.tls_cert, cluster.tls_key)
-        fd = os.open(workdir / "api-token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(cluster.token)
-
     def _env(self, state: LocalClusterState, config: ClusterConfig) -> dict[str, str]:
-        tls_dir = Path(state.workdir) / "tls"
-        return launch.base_env(
-            config, tls.tls_env(str(tls_dir / "dask.crt"), str(tls_dir / "dask.pem"))
-        )
+        rundir = Path(state.rundir)
+        env = launch.base_env(config, tls.tls_env(*workdirs.tls_paths(rundir)))
+        if state.identity is not None:
+            env.update(workdirs.isolated_env(rundir, state.identity))
+        return env
 
     # -- heartbeats and workers ------------------------------------------------------------------
     async def on_heartbeat(self, name: str, heartbeat: dict) -> None:
@@ -196,6 +370,14 @@ class LocalBackend(Backend):
         if state is None or not state.cluster.status.is_active:
             return
         cluster = state.cluster
+        problem = addresses.check_heartbeat_addresses(heartbeat, state.host)
+        if problem is not None:
+            # the scheduler runs the user's code: a wrong address is a forgery or a bug,
+            # and either way nothing may be routed to it
+            self.log.warning("rejected a heartbeat of cluster %s: %s", name, problem)
+            raise InvalidOptions(
+                f"heartbeat rejected: {problem}", reason="invalid_heartbeat_address"
+            )
         async with state.lock:
             state.last_heartbeat = time.time()
             if cluster.status == ClusterStatus.PENDING and heartbeat.get("scheduler_address"):
@@ -257,10 +439,12 @@ class LocalBackend(Backend):
             for _ in range(missing):
                 worker_name = state.new_worker_name()
                 cmd = launch.worker_command(
-                    config, cluster.scheduler_address, worker_name, self.host, self.worker_nanny
+                    config, cluster.scheduler_address, worker_name, state.host, self.worker_nanny
                 )
                 log_path = Path(state.workdir) / f"{worker_name}.log"
-                handle = await processes.spawn(cmd, env, Path(state.workdir), log_path)
+                handle = await processes.spawn(
+                    self._wrap(cmd, state), env, Path(state.rundir), log_path
+                )
                 worker = WorkerProc(worker_name, handle)
                 state.workers[worker_name] = worker
                 state.own(asyncio.create_task(self._watch_worker(state, worker)))
@@ -349,6 +533,10 @@ class LocalBackend(Backend):
                 # its processes are gone: a stale route only leads nowhere
                 self.log.warning("could not remove the routes of cluster %s", cluster.name)
         cluster.active_workers = cluster.target_workers = 0
+        # its processes are gone: its credentials need not stay on disk
+        await asyncio.to_thread(
+            workdirs.remove_credentials, Path(state.workdir), Path(state.rundir)
+        )
         final = ClusterStatus.FAILED if failed else ClusterStatus.STOPPED
         cluster.transition(final, cluster.reason, cluster.message)
         await self._persist(state)
@@ -380,6 +568,7 @@ class LocalBackend(Backend):
             stopped = state.cluster.stop_time
             if state.cluster.status.is_terminal and stopped is not None and stopped < horizon_ms:
                 del self.states[name]
+                self.redactor.discard(state.cluster.token, state.cluster.tls_key)
                 self._configs.pop(name, None)
                 self.registry.remove(name)
                 await asyncio.to_thread(shutil.rmtree, state.workdir, True)
@@ -433,9 +622,11 @@ class LocalBackend(Backend):
         routes: dict[str, tuple[str | None, str]] = {}
         for cluster, data in await self.store.load_terminal():  # still listed until purged
             self.states[cluster.name] = LocalClusterState.from_dict(cluster, data)
+            self.redactor.add(cluster.token, cluster.tls_key)
             self.registry.add(cluster)
         for cluster, data in await self.store.load_active():
             state = LocalClusterState.from_dict(cluster, data)
+            self.redactor.add(cluster.token, cluster.tls_key)
             self.states[cluster.name] = state
             self.registry.add(cluster)
             state.workers = {n: w for n, w in state.workers.items() if processes.is_alive(w.handle)}
@@ -475,6 +666,26 @@ class LocalBackend(Backend):
 async def _end_process(handle: processes.ProcessHandle, grace: float) -> None:
     await processes.terminate(handle, grace=grace)
     processes.forget(handle)
+
+
+async def _probe_namespaces() -> bool:
+    """Whether this kernel lets us give a process its own PID and mount namespace."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "--",
+            "true",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await asyncio.wait_for(proc.wait(), 10) == 0
+    except (OSError, asyncio.TimeoutError):
+        return False
 
 
 def _host_port(address: str) -> str:
