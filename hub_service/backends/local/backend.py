@@ -266,11 +266,11 @@ class LocalBackend(Backend):
             ) from None
         return Identity(uid, uid)
 
-    def _wrap(self, cmd: list[str], state: LocalClusterState) -> list[str]:
+    def _wrap(self, cmd: list[str], env: dict[str, str], state: LocalClusterState) -> list[str]:
         if state.identity is None:
             return cmd
         return isolation.wrap(
-            cmd, state.identity, Path(state.rundir), self._needed, self.pid_namespace
+            cmd, env, state.identity, Path(state.rundir), self._needed, self.pid_namespace
         )
 
     async def cleanup(self) -> None:
@@ -338,7 +338,7 @@ class LocalBackend(Backend):
                 env, self.context.api_url, name, rundir / workdirs.TOKEN_FILE
             )
             state.scheduler = await processes.spawn(
-                self._wrap(cmd, state), env, rundir, workdir / "scheduler.log"
+                self._wrap(cmd, env, state), env, rundir, workdir / "scheduler.log"
             )
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
@@ -443,7 +443,7 @@ class LocalBackend(Backend):
                 )
                 log_path = Path(state.workdir) / f"{worker_name}.log"
                 handle = await processes.spawn(
-                    self._wrap(cmd, state), env, Path(state.rundir), log_path
+                    self._wrap(cmd, env, state), env, Path(state.rundir), log_path
                 )
                 worker = WorkerProc(worker_name, handle)
                 state.workers[worker_name] = worker

@@ -31,6 +31,7 @@ from pathlib import Path
 from .accounts import Identity
 
 REQUIRED_TOOLS = ("unshare", "setpriv", "mount", "sh")
+COMMAND_VAR = "JHUB_GATEWAY_SANDBOX_COMMAND"
 _MASK_OPTIONS = "mode=0711,size=1m,nosuid,nodev"
 
 
@@ -114,7 +115,14 @@ def sandbox_script(hidden: dict[Path, list[Path]], rundir: Path, identity: Ident
     """The root-side shell script run inside the new namespaces (pure)."""
     q = shlex.quote
     # umask: the skeleton directories recreated inside a mask must be traversable
-    lines = ["set -e", "umask 022"]
+    lines = [
+        "set -e",
+        "umask 022",
+        # the command comes in the environment, so that only the dropped process's own
+        # command line names it (tools matching "scheduler" find the process itself)
+        f'eval "set -- ${COMMAND_VAR}"',
+        f"unset {COMMAND_VAR}",
+    ]
     fd = 3
     opened: list[tuple[int, Path]] = []
     for binds in hidden.values():  # open everything before any mask hides it
@@ -139,12 +147,14 @@ def sandbox_script(hidden: dict[Path, list[Path]], rundir: Path, identity: Ident
 
 def wrap(
     cmd: list[str],
+    env: dict[str, str],
     identity: Identity,
     rundir: Path,
     needed: Iterable[Path],
     pid_namespace: bool = True,
 ) -> list[str]:
-    """``cmd`` wrapped to run as ``identity`` (see the module docstring)."""
+    """``cmd`` wrapped to run as ``identity`` (see the module docstring); sets ``env``'s
+    command variable when the wrapper needs it."""
     if not pid_namespace:
         # no namespaces: the uid alone separates users; paths must be reachable as they are
         groups = "--init-groups" if identity.account else "--clear-groups"
@@ -160,6 +170,7 @@ def wrap(
             *cmd,
         ]
     script = sandbox_script(masks([*needed, rundir]), rundir, identity)
+    env[COMMAND_VAR] = shlex.join(cmd)
     return [
         "unshare",
         "--pid",
@@ -171,7 +182,6 @@ def wrap(
         "-c",
         script,
         "jhub-gateway-sandbox",
-        *cmd,
     ]
 
 
