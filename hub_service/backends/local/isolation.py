@@ -114,10 +114,10 @@ def masks(needed: Iterable[Path]) -> dict[Path, list[Path]]:
 def sandbox_script(hidden: dict[Path, list[Path]], rundir: Path, identity: Identity) -> str:
     """The root-side shell script run inside the new namespaces (pure)."""
     q = shlex.quote
-    # umask: the skeleton directories recreated inside a mask must be traversable
+    # umask: the skeleton directories recreated inside a mask are traversable, not listable
     lines = [
         "set -e",
-        "umask 022",
+        "umask 066",
         # the command comes in the environment, so that only the dropped process's own
         # command line names it (tools matching "scheduler" find the process itself)
         f'eval "set -- ${COMMAND_VAR}"',
