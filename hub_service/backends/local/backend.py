@@ -21,20 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import (
-    Bool,
-    Callable,
-    CaselessStrEnum,
-    Float,
-    Instance,
-    Int,
-    TraitError,
-    Tuple,
-    Unicode,
-    Union,
-    validate,
-)
-
 from jhub_gateway import tls
 from jhub_gateway.models import Cluster, ClusterStatus, User
 from jhub_gateway.names import new_cluster_name
@@ -42,132 +28,25 @@ from jhub_gateway.names import new_cluster_name
 from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
 from ...proxy import ProxyError, TraefikProxy
-from ..base import Backend, GatewayContext
-from . import accounts, addresses, deadlines, isolation, launch, processes, workdirs
-from .accounts import Identity
+from ..base import GatewayContext
+from . import addresses, deadlines, launch, processes, workdirs
+from .isolating import IsolatingBackend
 from .redact import SecretRedactor
 from .state import CLOSING, RUNNING, TIMED_OUT, LocalClusterState, WorkerProc
-from .store import ClusterStore, StoreError, load_or_create_keys
+from .store import ClusterStore, load_or_create_keys
 from .store import log as store_log
 
 WORKER_FAILURE_LIMIT = 3
 
 
-class LocalBackend(Backend):
+class LocalBackend(IsolatingBackend):
     """Runs schedulers and workers as local processes, isolated per hub user when root."""
-
-    isolation = CaselessStrEnum(
-        ("auto", "on", "off"),
-        default_value="auto",
-        help="""Run each hub user's schedulers and workers under a uid of their own.
-
-        'auto' (default): on when the service runs as root, else off with a warning.
-        'on': required (the service fails to start unless it is root and util-linux's
-        unshare/setpriv work). 'off': every cluster runs as the service's own user and
-        can read its data directory, environment and the other clusters' credentials;
-        only for a single-user machine.""",
-        config=True,
-    )
-    os_user = Union(
-        [Unicode(), Callable()],
-        default_value="",
-        help="""The OS account a hub user's clusters run as, when isolated.
-
-        A template with {username} (e.g. 'jupyter-{username}', as The Littlest
-        JupyterHub names accounts) or a callable taking the hub user (with .name and
-        .groups) and returning an account name or None. Empty (default), or None
-        from the callable: a uid is allocated per hub user from uid_range instead.""",
-        config=True,
-    )
-    uid_range = Tuple(
-        Int(),
-        Int(),
-        default_value=(200000, 299999),
-        help="Inclusive range of uids allocated to hub users without a mapped OS account "
-        "(kept in the store, so a user keeps their uid across restarts). Pick a range no "
-        "OS account uses; uids of existing accounts are skipped.",
-        config=True,
-    )
-    cluster_network = Unicode(
-        "127.3.0.0/16",
-        help="Loopback network (inside 127.0.0.0/8) from which each cluster gets its own host "
-        "to bind to; heartbeats reporting addresses off that host are rejected.",
-        config=True,
-    )
-    heartbeat_period = Float(
-        5.0, min=0.5, help="Seconds between scheduler heartbeats.", config=True
-    )
-    heartbeat_timeout = Float(
-        30.0,
-        min=1,
-        help="A RUNNING cluster whose scheduler is silent this long FAILS.",
-        config=True,
-    )
-    check_period = Float(1.0, min=0.05, help="Seconds between timeout checks.", config=True)
-    worker_nanny = Bool(
-        False,
-        help="Run workers under a nanny process (restarts on memory blowups; slower start).",
-        config=True,
-    )
-    encrypt_keys = Unicode(
-        None,
-        allow_none=True,
-        help="';'-separated Fernet keys for secrets at rest (first encrypts). Default: env "
-        "JHUB_GATEWAY_ENCRYPT_KEYS, else a key file created 0600 in the data directory.",
-        config=True,
-    )
-    stop_clusters_on_shutdown = Bool(
-        False,
-        help="Stop every cluster when the service stops. Off by default: users keep their clusters "
-        "across a service restart, which re-adopts them.",
-        config=True,
-    )
-    stopped_cluster_max_age = Float(
-        86400.0,
-        min=0,
-        help="Seconds a stopped or failed cluster stays listed (and in the state file) before it is purged.",
-        config=True,
-    )
-    proxy = Instance(
-        TraefikProxy, allow_none=True, help="The Traefik proxy (configure it as c.TraefikProxy)."
-    )
-
-    @validate("cluster_network")
-    def _check_network(self, proposal: Any) -> str:
-        try:
-            addresses.parse_network(proposal["value"])
-        except ValueError as exc:
-            raise TraitError(f"LocalBackend.cluster_network: {exc}") from None
-        return proposal["value"]
-
-    @validate("os_user")
-    def _check_os_user(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if isinstance(value, str) and value:
-            try:
-                accounts.check_template(value)
-            except ValueError as exc:
-                raise TraitError(str(exc)) from None
-        return value
-
-    @validate("uid_range")
-    def _check_uid_range(self, proposal: Any) -> Any:
-        low, high = proposal["value"]
-        try:
-            accounts.check_uid_range(low, high)
-        except ValueError as exc:
-            raise TraitError(str(exc)) from None
-        return proposal["value"]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.states: dict[str, LocalClusterState] = {}
-        self.store: ClusterStore | None = None
         self.context: GatewayContext | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.isolated = False
-        self.pid_namespace = False
-        self._needed: list[Path] = []
         self._network = addresses.parse_network(self.cluster_network)
         self.redactor = SecretRedactor()
 
@@ -194,84 +73,6 @@ class LocalBackend(Backend):
         await self.proxy.start(context.internal_url, data / "traefik", context.dashboard_auth_url)
         await self._readopt()
         self._own(asyncio.create_task(self._check_loop()))
-
-    async def _setup_isolation(self, data: Path) -> None:
-        """Decide whether clusters run isolated; config errors raise ``ValueError``."""
-        root = os.geteuid() == 0
-        if self.isolation == "off" or (self.isolation == "auto" and not root):
-            self.log.warning(
-                "local backend: clusters run as this service's OS user (%s), so code in any "
-                "hub user's cluster can read the service's environment and data directory "
-                "(encryption key, every cluster's token and TLS key) and signal other users' "
-                "processes. To isolate users, run the service as root (with util-linux) and "
-                "keep LocalBackend.isolation = 'auto'; see the README's Security section",
-                "isolation is off" if self.isolation == "off" else "not root",
-            )
-            return
-        if not root:
-            raise ValueError(
-                "LocalBackend.isolation = 'on' needs the service to run as root (to start "
-                "processes under other uids); run it as root or set isolation = 'auto'"
-            )
-        missing = isolation.missing_tools()
-        if missing:
-            raise ValueError(
-                f"LocalBackend.isolation needs {', '.join(missing)} on PATH (Debian/Ubuntu "
-                "package util-linux); install it, or set LocalBackend.isolation = 'off' to run "
-                "every cluster as root (unsafe)"
-            )
-        os.chmod(data, 0o700)  # the isolated uids must not list or read it
-        os.chmod(data / "clusters", 0o700)
-        self._needed = isolation.runtime_paths(["dask", "python"], os.environ.get("PATH", ""))
-        self.pid_namespace = await _probe_namespaces()
-        if not self.pid_namespace:
-            blocked = isolation.unreachable([*self._needed, data / "clusters"])
-            if blocked:
-                raise ValueError(
-                    "this kernel refuses PID/mount namespaces (unshare --pid --mount-proc), "
-                    "so isolated clusters must reach these paths directly, but other users "
-                    f"cannot traverse to: {', '.join(map(str, blocked))}; allow namespaces or "
-                    "make their parent directories traversable (chmod o+x)"
-                )
-            self.log.warning(
-                "local backend: PID namespaces are unavailable; clusters run under their own "
-                "uids but can see (not signal) other processes in /proc"
-            )
-        self.isolated = True
-        self.log.info(
-            "local backend: clusters isolated per hub user (%s, %s)",
-            "mapped OS accounts"
-            if self.os_user
-            else f"uids {self.uid_range[0]}-{self.uid_range[1]}",
-            "own PID namespaces" if self.pid_namespace else "no PID namespaces",
-        )
-
-    async def _identity(self, user: User) -> Identity | None:
-        """The OS identity of ``user``'s new cluster; None when not isolating."""
-        if not self.isolated:
-            return None
-        assert self.store is not None
-        name = accounts.account_name(self.os_user, user)
-        if name:
-            return await asyncio.to_thread(accounts.account_identity, name, user.name, os.geteuid())
-        low, high = self.uid_range
-        try:
-            uid = await self.store.user_uid(user.name, low, high, accounts.allocatable)
-        except StoreError as exc:
-            self.log.error("cannot allocate a uid for hub user %s: %s", user.name, exc)
-            raise InvalidOptions(
-                "no uid is free for your clusters; ask an administrator to widen "
-                "LocalBackend.uid_range",
-                reason="no_free_uid",
-            ) from None
-        return Identity(uid, uid)
-
-    def _wrap(self, cmd: list[str], env: dict[str, str], state: LocalClusterState) -> list[str]:
-        if state.identity is None:
-            return cmd
-        return isolation.wrap(
-            cmd, env, state.identity, Path(state.rundir), self._needed, self.pid_namespace
-        )
 
     async def cleanup(self) -> None:
         if self.stop_clusters_on_shutdown:
@@ -666,26 +467,6 @@ class LocalBackend(Backend):
 async def _end_process(handle: processes.ProcessHandle, grace: float) -> None:
     await processes.terminate(handle, grace=grace)
     processes.forget(handle)
-
-
-async def _probe_namespaces() -> bool:
-    """Whether this kernel lets us give a process its own PID and mount namespace."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            "unshare",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            "--",
-            "true",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        return await asyncio.wait_for(proc.wait(), 10) == 0
-    except (OSError, asyncio.TimeoutError):
-        return False
 
 
 def _host_port(address: str) -> str:
