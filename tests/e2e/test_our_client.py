@@ -156,8 +156,8 @@ def test_health_and_openapi(gateway):
 def test_no_secret_reaches_a_log(gateway, running):
     """Cluster tokens and private keys never appear in the service's or the clusters' logs."""
     clusters_dir = gateway.data_dir / "clusters"
-    tokens = [p.read_text().strip() for p in clusters_dir.glob("*/api-token")]
-    keys = [p.read_text().strip() for p in clusters_dir.glob("*/tls/dask.pem")]
+    tokens = [p.read_text().strip() for p in clusters_dir.glob("*/run/api-token")]
+    keys = [p.read_text().strip() for p in clusters_dir.glob("*/run/tls/dask.pem")]
     assert tokens and keys
     logs = [gateway.log_text()] + [
         p.read_text(errors="replace") for p in clusters_dir.glob("*/*.log")

@@ -4,6 +4,11 @@ The service spawns schedulers (in their own sessions, so they outlive a service
 restart) and workers, learns addresses from the scheduler's first heartbeat,
 publishes routes through Traefik and only then reports RUNNING. State lives in
 SQLite (secrets encrypted), so a restarted service re-adopts running clusters.
+
+When the service runs as root, each hub user's processes run under a uid of
+their own in their own PID and mount namespaces (``isolation.py``), and each
+cluster gets its own loopback host; heartbeats claiming any other address are
+rejected (``addresses.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Float, Instance, Unicode
-
 from jhub_gateway import tls
 from jhub_gateway.models import Cluster, ClusterStatus, User
 from jhub_gateway.names import new_cluster_name
@@ -25,62 +28,27 @@ from jhub_gateway.names import new_cluster_name
 from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
 from ...proxy import ProxyError, TraefikProxy
-from ..base import Backend, GatewayContext
-from . import deadlines, launch, processes
+from ..base import GatewayContext
+from . import addresses, deadlines, launch, processes, workdirs
+from .isolating import IsolatingBackend
+from .redact import SecretRedactor
 from .state import CLOSING, RUNNING, TIMED_OUT, LocalClusterState, WorkerProc
 from .store import ClusterStore, load_or_create_keys
+from .store import log as store_log
 
 WORKER_FAILURE_LIMIT = 3
 
 
-class LocalBackend(Backend):
-    """Runs schedulers and workers as processes of the service's user."""
-
-    host = Unicode("127.0.0.1", help="Interface schedulers and workers bind to.", config=True)
-    heartbeat_period = Float(
-        5.0, min=0.5, help="Seconds between scheduler heartbeats.", config=True
-    )
-    heartbeat_timeout = Float(
-        30.0,
-        min=1,
-        help="A RUNNING cluster whose scheduler is silent this long FAILS.",
-        config=True,
-    )
-    check_period = Float(1.0, min=0.05, help="Seconds between timeout checks.", config=True)
-    worker_nanny = Bool(
-        False,
-        help="Run workers under a nanny process (restarts on memory blowups; slower start).",
-        config=True,
-    )
-    encrypt_keys = Unicode(
-        None,
-        allow_none=True,
-        help="';'-separated Fernet keys for secrets at rest (first encrypts). Default: env "
-        "JHUB_GATEWAY_ENCRYPT_KEYS, else a key file created 0600 in the data directory.",
-        config=True,
-    )
-    stop_clusters_on_shutdown = Bool(
-        False,
-        help="Stop every cluster when the service stops. Off by default: users keep their clusters "
-        "across a service restart, which re-adopts them.",
-        config=True,
-    )
-    stopped_cluster_max_age = Float(
-        86400.0,
-        min=0,
-        help="Seconds a stopped or failed cluster stays listed (and in the state file) before it is purged.",
-        config=True,
-    )
-    proxy = Instance(
-        TraefikProxy, allow_none=True, help="The Traefik proxy (configure it as c.TraefikProxy)."
-    )
+class LocalBackend(IsolatingBackend):
+    """Runs schedulers and workers as local processes, isolated per hub user when root."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.states: dict[str, LocalClusterState] = {}
-        self.store: ClusterStore | None = None
         self.context: GatewayContext | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._network = addresses.parse_network(self.cluster_network)
+        self.redactor = SecretRedactor()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def setup(self, context: GatewayContext) -> None:
@@ -90,14 +58,11 @@ class LocalBackend(Backend):
                 f"heartbeat_period ({self.heartbeat_period:g} s), or healthy clusters would fail"
             )
         self.context = context
-        if getattr(self.parent, "authenticator", "simple") != "simple":
-            # several users, one OS account: their clusters can read each other's credentials
-            self.log.warning(
-                "local backend: every cluster runs as this service's OS user and can read its "
-                "data directory; it does not isolate users from each other"
-            )
+        for logger in (self.log, processes.log, store_log):
+            logger.addFilter(self.redactor)
         data = Path(context.data_dir)
         (data / "clusters").mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self._setup_isolation(data)
         keys = load_or_create_keys(
             data, self.encrypt_keys or os.environ.get("JHUB_GATEWAY_ENCRYPT_KEYS")
         )
@@ -154,18 +119,35 @@ class LocalBackend(Backend):
             owner_groups=user.groups,
         )
         cluster.record("PENDING", "Created", f"requested by {user.name}")
+        identity = await self._identity(user)
         workdir = Path(self.context.data_dir) / "clusters" / name
-        state = LocalClusterState(cluster=cluster, workdir=str(workdir))
+        taken = {s.host for s in self.states.values()}
+        state = LocalClusterState(
+            cluster=cluster,
+            workdir=str(workdir),
+            rundir=str(workdir / "run"),
+            host=addresses.allocate_host(self._network, taken),
+            identity=identity,
+        )
+        self.redactor.add(cluster.token, cluster.tls_key)
+        rundir = Path(state.rundir)
         try:
-            await asyncio.to_thread(self._prepare_workdir, workdir, cluster)
+            await asyncio.to_thread(workdirs.prepare, workdir, rundir, cluster, identity)
             env = self._env(state, config)
-            cmd = launch.scheduler_command(config, self.host, self.heartbeat_period)
-            env = launch.scheduler_env(env, self.context.api_url, name, workdir / "api-token")
-            state.scheduler = await processes.spawn(cmd, env, workdir, workdir / "scheduler.log")
+            cmd = launch.scheduler_command(config, state.host, self.heartbeat_period)
+            env = launch.scheduler_env(
+                env, self.context.api_url, name, rundir / workdirs.TOKEN_FILE
+            )
+            state.scheduler = await processes.spawn(
+                self._wrap(cmd, env, state), env, rundir, workdir / "scheduler.log"
+            )
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+            self.redactor.discard(cluster.token, cluster.tls_key)
+            self.log.error("could not start the scheduler of cluster %s: %s", name, exc)
             raise InvalidOptions(
-                f"could not start the scheduler: {exc}", reason="scheduler_start_failed"
+                f"could not start the scheduler: {exc.strerror or type(exc).__name__}",
+                reason="scheduler_start_failed",
             ) from None
         cluster.record(
             "SchedulerStarting", "ProcessStarted", f"scheduler pid {state.scheduler.pid}"
@@ -176,19 +158,12 @@ class LocalBackend(Backend):
         state.own(asyncio.create_task(self._watch_scheduler(state)))
         return cluster
 
-    @staticmethod
-    def _prepare_workdir(workdir: Path, cluster: Cluster) -> None:
-        workdir.mkdir(parents=True, mode=0o700)
-        tls.write_credentials(workdir / "tls", cluster.tls_cert, cluster.tls_key)
-        fd = os.open(workdir / "api-token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(cluster.token)
-
     def _env(self, state: LocalClusterState, config: ClusterConfig) -> dict[str, str]:
-        tls_dir = Path(state.workdir) / "tls"
-        return launch.base_env(
-            config, tls.tls_env(str(tls_dir / "dask.crt"), str(tls_dir / "dask.pem"))
-        )
+        rundir = Path(state.rundir)
+        env = launch.base_env(config, tls.tls_env(*workdirs.tls_paths(rundir)))
+        if state.identity is not None:
+            env.update(workdirs.isolated_env(rundir, state.identity))
+        return env
 
     # -- heartbeats and workers ------------------------------------------------------------------
     async def on_heartbeat(self, name: str, heartbeat: dict) -> None:
@@ -196,6 +171,14 @@ class LocalBackend(Backend):
         if state is None or not state.cluster.status.is_active:
             return
         cluster = state.cluster
+        problem = addresses.check_heartbeat_addresses(heartbeat, state.host)
+        if problem is not None:
+            # the scheduler runs the user's code: a wrong address is a forgery or a bug,
+            # and either way nothing may be routed to it
+            self.log.warning("rejected a heartbeat of cluster %s: %s", name, problem)
+            raise InvalidOptions(
+                f"heartbeat rejected: {problem}", reason="invalid_heartbeat_address"
+            )
         async with state.lock:
             state.last_heartbeat = time.time()
             if cluster.status == ClusterStatus.PENDING and heartbeat.get("scheduler_address"):
@@ -257,10 +240,12 @@ class LocalBackend(Backend):
             for _ in range(missing):
                 worker_name = state.new_worker_name()
                 cmd = launch.worker_command(
-                    config, cluster.scheduler_address, worker_name, self.host, self.worker_nanny
+                    config, cluster.scheduler_address, worker_name, state.host, self.worker_nanny
                 )
                 log_path = Path(state.workdir) / f"{worker_name}.log"
-                handle = await processes.spawn(cmd, env, Path(state.workdir), log_path)
+                handle = await processes.spawn(
+                    self._wrap(cmd, env, state), env, Path(state.rundir), log_path
+                )
                 worker = WorkerProc(worker_name, handle)
                 state.workers[worker_name] = worker
                 state.own(asyncio.create_task(self._watch_worker(state, worker)))
@@ -349,6 +334,10 @@ class LocalBackend(Backend):
                 # its processes are gone: a stale route only leads nowhere
                 self.log.warning("could not remove the routes of cluster %s", cluster.name)
         cluster.active_workers = cluster.target_workers = 0
+        # its processes are gone: its credentials need not stay on disk
+        await asyncio.to_thread(
+            workdirs.remove_credentials, Path(state.workdir), Path(state.rundir)
+        )
         final = ClusterStatus.FAILED if failed else ClusterStatus.STOPPED
         cluster.transition(final, cluster.reason, cluster.message)
         await self._persist(state)
@@ -380,6 +369,7 @@ class LocalBackend(Backend):
             stopped = state.cluster.stop_time
             if state.cluster.status.is_terminal and stopped is not None and stopped < horizon_ms:
                 del self.states[name]
+                self.redactor.discard(state.cluster.token, state.cluster.tls_key)
                 self._configs.pop(name, None)
                 self.registry.remove(name)
                 await asyncio.to_thread(shutil.rmtree, state.workdir, True)
@@ -433,9 +423,11 @@ class LocalBackend(Backend):
         routes: dict[str, tuple[str | None, str]] = {}
         for cluster, data in await self.store.load_terminal():  # still listed until purged
             self.states[cluster.name] = LocalClusterState.from_dict(cluster, data)
+            self.redactor.add(cluster.token, cluster.tls_key)
             self.registry.add(cluster)
         for cluster, data in await self.store.load_active():
             state = LocalClusterState.from_dict(cluster, data)
+            self.redactor.add(cluster.token, cluster.tls_key)
             self.states[cluster.name] = state
             self.registry.add(cluster)
             state.workers = {n: w for n, w in state.workers.items() if processes.is_alive(w.handle)}

@@ -9,6 +9,8 @@ from typing import Any
 
 from jhub_gateway.models import Cluster
 
+from .accounts import Identity
+from .addresses import LEGACY_HOST
 from .processes import ProcessHandle
 
 STARTING, RUNNING, CLOSING, TIMED_OUT = "starting", "running", "closing", "timed-out"
@@ -36,10 +38,13 @@ class WorkerProc:
         )
 
 
-@dataclass
+@dataclass(repr=False)
 class LocalClusterState:
     cluster: Cluster
-    workdir: str
+    workdir: str  # the service's: logs
+    rundir: str = ""  # the processes': working directory and credentials ("" = workdir)
+    host: str = LEGACY_HOST  # the loopback host this cluster's processes bind to
+    identity: Identity | None = None  # None: runs as the service's own user
     scheduler: ProcessHandle | None = None
     workers: dict[str, WorkerProc] = field(default_factory=dict)
     next_worker: int = 0
@@ -48,9 +53,21 @@ class LocalClusterState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tasks: set[asyncio.Task] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.rundir = self.rundir or self.workdir
+
+    def __repr__(self) -> str:
+        # never the Cluster's: it carries the token and the TLS key
+        return (
+            f"<LocalClusterState {self.cluster.name} {self.cluster.status.name} host={self.host}>"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "workdir": self.workdir,
+            "rundir": self.rundir,
+            "host": self.host,
+            "identity": self.identity.to_dict() if self.identity else None,
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
             "workers": [w.to_dict() for w in self.workers.values()],
             "next_worker": self.next_worker,
@@ -61,7 +78,13 @@ class LocalClusterState:
 
     @classmethod
     def from_dict(cls, cluster: Cluster, data: dict[str, Any]) -> LocalClusterState:
-        state = cls(cluster=cluster, workdir=data["workdir"])
+        state = cls(
+            cluster=cluster,
+            workdir=data["workdir"],
+            rundir=data.get("rundir", ""),
+            host=data.get("host", LEGACY_HOST),
+            identity=Identity.from_dict(data.get("identity")),
+        )
         state.scheduler = (
             ProcessHandle.from_dict(data["scheduler"]) if data.get("scheduler") else None
         )

@@ -29,7 +29,7 @@ from jhub_gateway.models import Cluster, ClusterEvent, ClusterStatus, now_ms
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KEY_FILE_NAME = "encryption.key"
 GENERATE_HINT = (
     "generate one with: python -c "
@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS clusters (
     updated_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS clusters_status ON clusters (status);
+"""
+
+# v2: the uid each hub user's isolated clusters run under, stable across restarts
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS user_uids (
+    username TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL UNIQUE
+);
 """
 
 _COLUMNS = (
@@ -196,10 +204,17 @@ class ClusterStore:
             )
         if version is None:
             await db.executescript(_SCHEMA_V1)
-            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (1,))
             await db.commit()
-            log.info("created cluster store %s (schema version %d)", self.path, SCHEMA_VERSION)
-        # Future migrations: `if version < N: apply step N` in order, then update.
+            log.info("created cluster store %s", self.path)
+            version = 1
+        # Migrations, in order: `if version < N: apply step N`, then record N.
+        if version < 2:
+            await db.executescript(_SCHEMA_V2)
+            await db.execute("DELETE FROM schema_version")
+            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (2,))
+            await db.commit()
+            log.info("cluster store %s at schema version %d", self.path, 2)
         await self._check_keys()
 
     async def _check_keys(self) -> None:
@@ -312,6 +327,35 @@ class ClusterStore:
         if count:
             log.info("purged %d terminal clusters from the store", count)
         return count
+
+    async def user_uid(self, username: str, low: int, high: int, usable: Any) -> int:
+        """The uid of ``username``'s isolated clusters, allocated from ``[low, high]`` once.
+
+        ``usable(uid)`` says whether a free uid may be handed out (e.g. not an OS
+        account's). Raises ``StoreError`` when the range is exhausted.
+        """
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT uid FROM user_uids WHERE username = ?", (username,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return int(row[0])
+            async with self._db.execute(
+                "SELECT uid FROM user_uids WHERE uid BETWEEN ? AND ?", (low, high)
+            ) as cur:
+                taken = {int(r[0]) for r in await cur.fetchall()}
+            uid = next((u for u in range(low, high + 1) if u not in taken and usable(u)), None)
+            if uid is None:
+                raise StoreError(
+                    f"no free uid left in LocalBackend.uid_range ({low}, {high}); widen it"
+                )
+            await self._db.execute(
+                "INSERT INTO user_uids (username, uid) VALUES (?, ?)", (username, uid)
+            )
+            await self._db.commit()
+        log.info("allocated uid %d to hub user %s", uid, username)
+        return uid
 
     async def rotate(self) -> int:
         """Re-encrypt every secret with the first key; returns the rows rewritten.
