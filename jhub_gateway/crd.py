@@ -78,6 +78,13 @@ CONFIG_FIELDS: dict[str, str] = {
     "schedulerExtraContainerConfig": "scheduler_extra_container_config",
     "workerExtraPodConfig": "worker_extra_pod_config",
     "workerExtraContainerConfig": "worker_extra_container_config",
+    "schedulerExtraPodLabels": "scheduler_extra_pod_labels",
+    "schedulerExtraPodAnnotations": "scheduler_extra_pod_annotations",
+    "workerExtraPodLabels": "worker_extra_pod_labels",
+    "workerExtraPodAnnotations": "worker_extra_pod_annotations",
+    "clusterMaxWorkers": "cluster_max_workers",
+    "clusterMaxCores": "cluster_max_cores",
+    "clusterMaxMemory": "cluster_max_memory",
 }
 
 
@@ -121,6 +128,14 @@ def _free(description: str) -> dict[str, Any]:
         "type": "object",
         "description": description,
         "x-kubernetes-preserve-unknown-fields": True,
+    }
+
+
+def _strings(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {"type": "string"},
     }
 
 
@@ -179,6 +194,14 @@ def _config_schema() -> dict[str, Any]:
         "schedulerExtraContainerConfig": _free("Deep-merged into the scheduler container."),
         "workerExtraPodConfig": _free("Deep-merged into each worker PodSpec."),
         "workerExtraContainerConfig": _free("Deep-merged into each worker container."),
+        "schedulerExtraPodLabels": _strings("Extra labels of the scheduler pod."),
+        "schedulerExtraPodAnnotations": _strings("Extra annotations of the scheduler pod."),
+        "workerExtraPodLabels": _strings("Extra labels of each worker pod."),
+        "workerExtraPodAnnotations": _strings("Extra annotations of each worker pod."),
+        # Limits the service enforces on scale requests; kept here so every replica sees them.
+        "clusterMaxWorkers": _s("integer", "Most workers of this cluster.", minimum=0),
+        "clusterMaxCores": _cores("Most cores of this cluster, scheduler included."),
+        "clusterMaxMemory": _bytes("Most memory of this cluster in bytes, scheduler included."),
     }
     return _obj("Resources and policies the service resolved for this cluster.", props)
 
