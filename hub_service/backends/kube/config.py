@@ -37,6 +37,7 @@ __all__ = ["DEFAULT_IMAGE", "KubeClusterConfig", "from_spec_config", "to_spec_co
 
 DEFAULT_IMAGE = f"ghcr.io/jhub-gateway/jhub-gateway-cluster:{__version__}"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+GIB = 2**30  # defaults are not validated: give them in bytes already
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _MEMORY_TRAITS = (
     "scheduler_memory",
@@ -115,12 +116,12 @@ class KubeClusterConfig(ClusterConfig):
     scheduler_cores_limit = Float(
         0.0, min=0, help="CPU limit of the scheduler; 0 = scheduler_cores.", config=True
     )
-    scheduler_memory = _memory("2 G", "Memory requested by the scheduler, e.g. '2 G'.")
+    scheduler_memory = _memory(2 * GIB, "Memory requested by the scheduler, e.g. '2 G'.")
     scheduler_memory_limit = _memory(0, "Memory limit of the scheduler; 0 = scheduler_memory.")
     worker_cores_limit = Float(
         0.0, min=0, help="CPU limit of each worker; 0 = worker_cores.", config=True
     )
-    worker_memory = _memory("2 G", "Memory requested by each worker, e.g. '4 G'.")
+    worker_memory = _memory(2 * GIB, "Memory requested by each worker, e.g. '4 G'.")
     worker_memory_limit = _memory(0, "Memory limit of each worker; 0 = worker_memory.")
     worker_threads = Integer(  # type: ignore[assignment]
         0,
@@ -246,6 +247,8 @@ def to_spec_config(config: KubeClusterConfig) -> dict[str, Any]:
         value = getattr(config, attr)
         if value is None:
             continue  # the CRD schema has no nulls; absent = the controller's default
+        if attr in _MEMORY_TRAITS:
+            value = parse_memory(value) if value else 0
         if isinstance(value, dict):
             value = json.loads(json.dumps(value))
         elif isinstance(value, list):
