@@ -60,8 +60,8 @@ _PHASES = {
 
 
 def instance_selector(instance: str) -> str:
-    """Label selector of every object of this gateway instance."""
-    return f"{LABEL_NAME}={APP_NAME},{LABEL_INSTANCE}={instance}"
+    """Label selector of every object of this gateway instance (upstream's key, as the controller)."""
+    return f"{UPSTREAM_INSTANCE}={instance}"
 
 
 def build_daskcluster(
