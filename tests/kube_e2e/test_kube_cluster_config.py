@@ -26,7 +26,7 @@ GIB = 2**30
         ("4G", 4 * GIB),
         ("2 G", 2 * GIB),
         ("7.235G", int(7.235 * GIB)),
-        ("%fG" % 1.5, int(1.5 * GIB)),
+        ("%fG" % 1.5, int(1.5 * GIB)),  # noqa: UP031
         ("512M", 512 * 2**20),
         (3_000_000_000, 3_000_000_000),
         (2.5e9, 2_500_000_000),
@@ -58,7 +58,7 @@ def test_zero_limits_mean_the_request_and_defaults_follow_upstream() -> None:
 def test_operator_config_by_upstream_section_names() -> None:
     cfg = Config()
     cfg.ClusterConfig.worker_cores = 2
-    cfg.KubeClusterConfig.worker_memory = "%fG" % 3
+    cfg.KubeClusterConfig.worker_memory = "%fG" % 3  # noqa: UP031 (as real configs write it)
     cfg.KubeClusterConfig.image_pull_secrets = ["regcred", {"name": "other"}]
     cfg.KubeClusterConfig.scheduler_extra_pod_labels = {"team": "geo"}
     backend = KubeBackend(config=cfg, namespace="dask")
