@@ -142,8 +142,12 @@ class ApiReplica:
         ]  # fmt: skip
         self.proc = Proc(f"api {host}", cmd, root / "api.log", root)
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
         self.proc.start()
+        if wait:
+            self.wait_healthy()
+
+    def wait_healthy(self) -> None:
         wait_for(self._healthy, timeout=60, what=f"{self.proc.name} healthy")
 
     def _healthy(self) -> bool:
@@ -209,7 +213,9 @@ class Stack:
                 self.root / f"api{index}", host, self.api_port, self.public, self.kubeconfig
             )
             self.replicas.append(replica)
-            replica.start()
+            replica.start(wait=False)  # both start at once: imports dominate their start
+        for replica in self.replicas:
+            replica.wait_healthy()
         self._start_controller()
         wait_for(
             lambda: http(self.address + "/api/health")[0] == 200,
