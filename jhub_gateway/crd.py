@@ -18,6 +18,7 @@ from .names import is_valid_cluster_name
 
 __all__ = [
     "API_VERSION",
+    "APP_NAME",
     "CONFIG_FIELDS",
     "GROUP",
     "KIND",
@@ -25,6 +26,8 @@ __all__ = [
     "LABEL_COMPONENT",
     "LABEL_INSTANCE",
     "LABEL_NAME",
+    "LABEL_UPSTREAM_CLUSTER",
+    "LABEL_UPSTREAM_INSTANCE",
     "LABEL_USER",
     "PHASES",
     "PLURAL",
@@ -34,6 +37,7 @@ __all__ = [
     "cluster_object",
     "crd_manifest",
     "crd_yaml",
+    "instance_labels",
     "parse_public_name",
     "public_name",
 ]
@@ -51,6 +55,11 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_COMPONENT = "app.kubernetes.io/component"  # "dask-scheduler" | "dask-worker"
 LABEL_CLUSTER = f"{GROUP}/cluster"
 LABEL_USER = f"{GROUP}/user"  # safe_slug(username): user names need not be label values
+# Upstream dask-gateway's label keys and values, carried too so operators' NetworkPolicies,
+# dashboards and scripts written for upstream keep selecting our objects.
+APP_NAME = "dask-gateway"
+LABEL_UPSTREAM_INSTANCE = "gateway.dask.org/instance"
+LABEL_UPSTREAM_CLUSTER = "gateway.dask.org/cluster"
 
 PHASES = ("Pending", "Running", "Stopping", "Stopped", "Failed")
 
@@ -86,6 +95,16 @@ CONFIG_FIELDS: dict[str, str] = {
     "clusterMaxCores": "cluster_max_cores",
     "clusterMaxMemory": "cluster_max_memory",
 }
+
+
+def instance_labels(instance: str) -> dict[str, str]:
+    """Labels that put an object under one gateway instance (Helm release).
+
+    The service puts them on every DaskCluster it creates; the controller of
+    that instance watches DaskClusters by ``gateway.dask.org/instance`` (as
+    upstream's does) and ignores all others.
+    """
+    return {LABEL_NAME: APP_NAME, LABEL_INSTANCE: instance, LABEL_UPSTREAM_INSTANCE: instance}
 
 
 def public_name(namespace: str, name: str) -> str:
