@@ -24,17 +24,16 @@ from jhub_gateway.crd import (
     LABEL_CLUSTER,
     LABEL_COMPONENT,
     PLURAL,
-    VERSION,
     parse_public_name,
     public_name,
 )
 from jhub_gateway.kube.client import (
+    DASKCLUSTERS,
     PODS,
     SECRETS,
     KubeClient,
     KubeError,
     NotFound,
-    Resource,
 )
 from jhub_gateway.kube.informer import Informer, Key
 from jhub_gateway.kube.ratelimit import RateLimiter
@@ -58,7 +57,6 @@ from .model import (
     secret_name,
 )
 
-DASKCLUSTERS = Resource(GROUP, VERSION, PLURAL)
 SCHEDULER_COMPONENT = "dask-scheduler"
 
 

@@ -24,14 +24,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jhub_gateway.crd import LABEL_INSTANCE, LABEL_NAME, LABEL_USER
+from jhub_gateway.crd import LABEL_USER, instance_labels
 from jhub_gateway.kube.client import CONFIGMAPS, AlreadyExists, Conflict, KubeClient, NotFound
 from jhub_gateway.models import Cluster, User
 from jhub_gateway.names import safe_slug
 
 from ...errors import QuotaExceeded, ServiceUnavailable
 from ...quotas import Limits, cluster_footprint
-from .model import APP_NAME
 
 log = logging.getLogger("jhub_gateway.hub_service")
 
@@ -114,11 +113,7 @@ class QuotaLedger:
                 "metadata": {
                     "name": ledger_name(self.instance, user.name),
                     "namespace": self.namespace,
-                    "labels": {
-                        LABEL_NAME: APP_NAME,
-                        LABEL_INSTANCE: self.instance,
-                        LABEL_USER: safe_slug(user.name),
-                    },
+                    "labels": {**instance_labels(self.instance), LABEL_USER: safe_slug(user.name)},
                 },
                 "data": data,
             }

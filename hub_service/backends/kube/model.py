@@ -16,10 +16,11 @@ from typing import Any
 from jhub_gateway.crd import (
     GROUP,
     LABEL_CLUSTER,
-    LABEL_INSTANCE,
-    LABEL_NAME,
+    LABEL_UPSTREAM_CLUSTER,
+    LABEL_UPSTREAM_INSTANCE,
     LABEL_USER,
     cluster_object,
+    instance_labels,
     public_name,
 )
 from jhub_gateway.models import Cluster, ClusterEvent, ClusterStatus
@@ -29,7 +30,6 @@ __all__ = [
     "ANNOTATION_GROUPS",
     "ANNOTATION_STOP_MESSAGE",
     "ANNOTATION_STOP_REASON",
-    "APP_NAME",
     "build_daskcluster",
     "cluster_from_objects",
     "instance_selector",
@@ -37,10 +37,6 @@ __all__ = [
     "secret_values",
 ]
 
-# The same values as the controller's labels (jhub_gateway.controller.builders.labels).
-APP_NAME = "jhub-gateway"
-UPSTREAM_INSTANCE = "gateway.dask.org/instance"
-UPSTREAM_CLUSTER = "gateway.dask.org/cluster"
 ANNOTATION_GROUPS = f"{GROUP}/owner-groups"
 ANNOTATION_STOP_REASON = f"{GROUP}/stop-reason"
 ANNOTATION_STOP_MESSAGE = f"{GROUP}/stop-message"
@@ -61,7 +57,7 @@ _PHASES = {
 
 def instance_selector(instance: str) -> str:
     """Label selector of every object of this gateway instance (upstream's key, as the controller)."""
-    return f"{UPSTREAM_INSTANCE}={instance}"
+    return f"{LABEL_UPSTREAM_INSTANCE}={instance}"
 
 
 def build_daskcluster(
@@ -87,13 +83,10 @@ def build_daskcluster(
         },
     )
     body["metadata"]["labels"] = {
-        LABEL_NAME: APP_NAME,
-        LABEL_INSTANCE: instance,
+        **instance_labels(instance),  # the controller of this instance selects on these
         LABEL_CLUSTER: name,
+        LABEL_UPSTREAM_CLUSTER: name,
         LABEL_USER: safe_slug(username),
-        # upstream's keys, for operators' scripts written against dask-gateway
-        UPSTREAM_INSTANCE: instance,
-        UPSTREAM_CLUSTER: name,
     }
     # Quotas of the owner's groups apply to the cluster; every replica must see them.
     body["metadata"]["annotations"] = {ANNOTATION_GROUPS: json.dumps(sorted(groups))}
