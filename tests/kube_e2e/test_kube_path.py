@@ -81,9 +81,13 @@ def test_upstream_client_lifecycle_through_traefik(stack: Stack) -> None:
             client.close()
         finally:
             cluster.shutdown()
-        assert gw.list_clusters() == []
-        stopped = gw.list_clusters(status="stopped")
-        assert [c.name for c in stopped] == [cluster.name]
+        assert gw.list_clusters() == []  # STOPPING at once: no longer listed as active
+        wait_for(
+            lambda: [c.name for c in gw.list_clusters(status="stopped")] == [cluster.name],
+            timeout=TIMEOUT,
+            what="the controller to report the cluster stopped",
+        )
+        assert not stack.pods(cluster.name, "dask-scheduler")
 
 
 def test_invalid_options_never_reach_the_api_server(stack: Stack) -> None:
