@@ -52,8 +52,13 @@ def upstream(stack: Stack, user: str) -> dask_gateway.Gateway:
     )
 
 
-def test_upstream_client_lifecycle_through_traefik(stack: Stack) -> None:
-    with upstream(stack, "alice") as gw:
+def ours(stack: Stack, user: str) -> Gateway:
+    return Gateway(stack.address, proxy_address=stack.proxy_address, auth=BasicAuth(user))
+
+
+@pytest.mark.parametrize("make_gateway, user", [(upstream, "alice"), (ours, "bob")])
+def test_client_lifecycle_through_traefik(stack: Stack, make_gateway, user) -> None:
+    with make_gateway(stack, user) as gw:
         assert gw.list_clusters() == []
         opts = gw.cluster_options()
         assert opts.worker_cores == 1
@@ -81,6 +86,7 @@ def test_upstream_client_lifecycle_through_traefik(stack: Stack) -> None:
             client.close()
         finally:
             cluster.shutdown()
+            cluster.close()
         assert gw.list_clusters() == []  # STOPPING at once: no longer listed as active
         wait_for(
             lambda: [c.name for c in gw.list_clusters(status="stopped")] == [cluster.name],
