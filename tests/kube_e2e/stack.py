@@ -383,6 +383,10 @@ class Stack:
     def daskclusters(self) -> list[dict]:
         return self.call(lambda c: _items(c.list(DASKCLUSTERS, NAMESPACE)))
 
+    def daskcluster(self, cluster: str) -> dict:
+        name = cluster.split(".", 1)[1]
+        return self.call(lambda c: c.get(DASKCLUSTERS, name, NAMESPACE))
+
     def cluster_token(self, cluster: str) -> str:
         name = cluster.split(".", 1)[1]
         secret = self.call(lambda c: c.get(SECRETS, f"dask-credentials-{name}", NAMESPACE))

@@ -163,15 +163,34 @@ def test_dashboard_through_traefik_needs_the_owners_login(stack: Stack, running)
         assert b"Dask" in resp.read()
 
 
-def test_heartbeat_naming_another_address_is_refused(stack: Stack, running) -> None:
+def test_heartbeats_patch_replicas_only_on_change_and_only_from_the_pod(
+    stack: Stack, running
+) -> None:
     token = stack.cluster_token(running.name)
+    url = f"{stack.address}/api/v1/clusters/{running.name}/heartbeat"
+    auth = {"Authorization": f"token {token}"}
+    before = stack.daskcluster(running.name)
+    replicas = before["spec"]["replicas"]
+    pod_ip = stack.pods(running.name, "dask-scheduler")[0]["status"]["podIP"]
+    same = {"count": replicas, "scheduler_address": f"tls://{pod_ip}:8786"}
+    for _ in range(3):
+        assert http(url, "POST", same, headers=auth)[0] == 200
+    after = stack.daskcluster(running.name)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]  # no spec write
     status, body = http(
-        f"{stack.address}/api/v1/clusters/{running.name}/heartbeat",
+        url,
         "POST",
-        {"count": 0, "scheduler_address": "tls://10.9.9.9:8786"},
-        headers={"Authorization": f"token {token}"},
+        {"count": replicas, "scheduler_address": "tls://10.9.9.9:8786"},
+        headers=auth,
     )
     assert status == 422 and body["error"] == "address_mismatch"
+    assert http(url, "POST", same, headers={"Authorization": "token nope"})[0] == 401
+
+
+def test_events_come_from_the_controllers_conditions(stack: Stack, running) -> None:
+    status, body = http(f"{stack.address}/api/v1/clusters/{running.name}/events", user="carol")
+    assert status == 200 and body["status"] == "RUNNING"
+    assert any(e["kind"] == "Ready=True" for e in body["events"]), body["events"]
 
 
 def test_restarted_api_replica_serves_the_same_clusters(stack: Stack, running) -> None:

@@ -1,4 +1,4 @@
-"""The per-user quota ledger against the API emulator: optimistic concurrency, expiry."""
+"""Against the API emulator (no CRDs installed): the quota ledger, start-up failures, errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,26 @@ import json
 
 import pytest
 
+from jhub_gateway.hub_service.backends.base import GatewayContext
+from jhub_gateway.hub_service.backends.kube.backend import KubeBackend
+from jhub_gateway.hub_service.backends.kube.errors import gateway_error
 from jhub_gateway.hub_service.backends.kube.ledger import QuotaLedger, ledger_name
 from jhub_gateway.hub_service.errors import QuotaExceeded
 from jhub_gateway.hub_service.quotas import Limits
-from jhub_gateway.kube.client import CONFIGMAPS, NAMESPACES, AlreadyExists, KubeClient
+from jhub_gateway.kube.client import (
+    CONFIGMAPS,
+    NAMESPACES,
+    AlreadyExists,
+    Invalid,
+    KubeClient,
+    KubeError,
+    Unavailable,
+)
+from jhub_gateway.kube.client import Forbidden as KubeForbidden
+from jhub_gateway.kube.client import NotFound as KubeNotFound
 from jhub_gateway.models import Cluster, ClusterStatus, User
+from tests.gatewaytools import free_port
+from tests.kube.apiserver import write_kubeconfig
 
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]
 
@@ -92,3 +107,41 @@ async def test_release_drops_a_failed_creates_reservation(kube_emulator) -> None
         await ledger(client).reserve(user, limits, f"{NS}.x", 1.0, 1)
         await ledger(client).release(user, f"{NS}.x")
         await ledger(client).reserve(user, limits, f"{NS}.y", 1.0, 1)
+
+
+async def test_backend_start_fails_clearly_without_the_crd(kube_emulator, tmp_path) -> None:
+    backend = KubeBackend(kubeconfig=str(kube_emulator.kubeconfig), namespace=NS)
+    context = GatewayContext("127.0.0.1:1", "", "", str(tmp_path), "/", None)
+    with pytest.raises(ValueError, match="DaskCluster CRD .* is not installed"):
+        await backend.setup(context)
+    await backend.cleanup()
+
+
+async def test_backend_start_fails_clearly_when_the_api_is_unreachable(tmp_path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{free_port()}")
+    backend = KubeBackend(kubeconfig=str(kubeconfig), namespace=NS)
+    context = GatewayContext("127.0.0.1:1", "", "", str(tmp_path), "/", None)
+    with pytest.raises(ValueError, match="cannot reach the Kubernetes API"):
+        await backend.setup(context)
+    await backend.cleanup()
+
+
+@pytest.mark.parametrize(
+    "error, status, reason",
+    [
+        (Unavailable(503, "ServiceUnavailable", "etcd down", retry_after=3), 503,
+         "kubernetes_unavailable"),
+        (Unavailable(0, "ClientConnectorError", "refused"), 503, "kubernetes_unavailable"),
+        (Invalid(422, "Invalid", "spec.replicas: must be >= 0"), 422, "rejected_by_kubernetes"),
+        (KubeNotFound(404, "NotFound", 'namespaces "x" not found'), 422, "kubernetes_not_found"),
+        (KubeForbidden(403, "Forbidden", "cannot create daskclusters"), 502,
+         "kubernetes_forbidden"),
+        (KubeError(418, "Teapot", "?"), 502, "kubernetes_error"),
+    ],
+)  # fmt: skip
+async def test_kubernetes_errors_become_precise_json_errors(error, status, reason) -> None:
+    mapped = gateway_error(error, "create the cluster")
+    assert (mapped.status, mapped.reason) == (status, reason)
+    assert mapped.message.startswith("could not create the cluster")
+    if status == 503:
+        assert mapped.retry_after >= 1
