@@ -177,6 +177,10 @@ class KubeController(Application):
         if not self.renew_deadline < self.lease_duration:
             raise TraitError("KubeController.renew_deadline must be below lease_duration")
         level = self.log_level
+        # Our loggers at the chosen level, everything else (aiohttp, ...) at WARNING.
+        logging.basicConfig(
+            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         logging.getLogger("jhub_gateway").setLevel(level if isinstance(level, (int, str)) else 20)
 
     def controller_settings(self) -> ControllerSettings:
