@@ -32,6 +32,7 @@ from .leader import LeaderElector
 from .manager import Controller, RunSettings
 from .settings import ControllerSettings
 
+USER_AGENT = "jhub-gateway-controller"
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -209,7 +210,9 @@ class KubeController(Application):
 
     async def run(self) -> None:
         limiter = RateLimiter(self.k8s_api_rate_limit, self.k8s_api_rate_limit_burst)
-        client = await KubeClient.connect(self.kubeconfig or None, limiter=limiter)
+        client = await KubeClient.connect(
+            self.kubeconfig or None, limiter=limiter, user_agent=f"{USER_AGENT}/{__version__}"
+        )
         elector = None
         if self.leader_election:
             identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
