@@ -32,6 +32,7 @@ from .leader import LeaderElector
 from .manager import Controller, RunSettings
 from .settings import ControllerSettings
 
+USER_AGENT = "jhub-gateway-controller"
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -177,6 +178,10 @@ class KubeController(Application):
         if not self.renew_deadline < self.lease_duration:
             raise TraitError("KubeController.renew_deadline must be below lease_duration")
         level = self.log_level
+        # Our loggers at the chosen level, everything else (aiohttp, ...) at WARNING.
+        logging.basicConfig(
+            level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         logging.getLogger("jhub_gateway").setLevel(level if isinstance(level, (int, str)) else 20)
 
     def controller_settings(self) -> ControllerSettings:
@@ -205,7 +210,9 @@ class KubeController(Application):
 
     async def run(self) -> None:
         limiter = RateLimiter(self.k8s_api_rate_limit, self.k8s_api_rate_limit_burst)
-        client = await KubeClient.connect(self.kubeconfig or None, limiter=limiter)
+        client = await KubeClient.connect(
+            self.kubeconfig or None, limiter=limiter, user_agent=f"{USER_AGENT}/{__version__}"
+        )
         elector = None
         if self.leader_election:
             identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"

@@ -35,7 +35,9 @@ class HealthServer:
             [
                 (r"/healthz", _Probe, {"check": live}),
                 (r"/readyz", _Probe, {"check": ready}),
-            ]
+            ],
+            # Probes every few seconds would flood the log.
+            log_function=lambda handler: None,
         )
         self._server = HTTPServer(app)
         self.port = 0

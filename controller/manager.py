@@ -57,6 +57,7 @@ from .workqueue import QueueClosed, WorkQueue
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+CONFLICT_DELAY = 0.2
 KINDS: tuple[tuple[str, Resource], ...] = (
     (KIND, DASKCLUSTERS),
     (POD, PODS),
@@ -78,6 +79,23 @@ class RunSettings:
     completed_max_age: float = 86400.0
     cleanup_period: float = 600.0
     watch_timeout: int = 300
+
+
+def requeue_after_error(queue: WorkQueue[Key], key: Key, exc: BaseException) -> float:
+    """Queue ``key`` again after a failed reconcile; returns the delay chosen.
+
+    A 409 means our view was stale: look again shortly (the informer will have
+    the newer object). A 429 or 5xx with ``Retry-After`` waits that long. Any
+    other failure (5xx, timeouts, refused connections, bugs) backs off
+    exponentially per key, so one broken cluster never starves the others.
+    """
+    if isinstance(exc, Conflict):
+        queue.put_after(key, CONFLICT_DELAY)
+        return CONFLICT_DELAY
+    if isinstance(exc, Unavailable) and exc.retry_after:
+        queue.put_after(key, exc.retry_after)
+        return exc.retry_after
+    return queue.put_backoff(key)
 
 
 class Controller:
@@ -214,21 +232,14 @@ class Controller:
             try:
                 self.reconciles += 1
                 after = await reconciler.reconcile(key)
-            except Conflict:
-                queue.put_after(key, 0.2)  # re-read once the informer has the newer object
-            except Unavailable as exc:
-                delay = exc.retry_after if exc.retry_after else queue.put_backoff(key)
-                if exc.retry_after:
-                    queue.put_after(key, delay)
-                log.info("API unavailable reconciling %s/%s (%s); retry in %.1fs",
-                         key[0], key[1], exc.reason or exc.status, delay)  # fmt: skip
-            except KubeError as exc:
-                delay = queue.put_backoff(key)
-                log.warning("API error reconciling %s/%s: %s %s; retry in %.1fs",
-                            key[0], key[1], exc.status, exc.reason, delay)  # fmt: skip
-            except Exception:
-                delay = queue.put_backoff(key)
-                log.exception("reconcile of %s/%s failed; retry in %.1fs", key[0], key[1], delay)
+            except Exception as exc:
+                delay = requeue_after_error(queue, key, exc)
+                if isinstance(exc, KubeError):
+                    log.info("API error reconciling %s/%s: %s %s; retry in %.1fs",
+                             key[0], key[1], exc.status, exc.reason, delay)  # fmt: skip
+                else:
+                    log.exception("reconcile of %s/%s failed; retry in %.1fs",
+                                  key[0], key[1], delay)  # fmt: skip
             else:
                 queue.reset_backoff(key)
                 if after is not None:

@@ -178,9 +178,10 @@ class Reconciler:
             self._fail(ctx, "InvalidConfig", f"the API server refused an object: {exc.message}")
 
     async def _stop(self, ctx: Context) -> None:
-        remaining = self._live_pods(ctx)
-        if remaining or self.expectations.creates(ctx.key, POD):
+        # Stopped only once no pod is left at all, terminating ones included.
+        if self.cache.children(POD, ctx.key) or self.expectations.creates(ctx.key, POD):
             self._set_phase(ctx, STOPPING, "StopRequested", "deleting the cluster's pods")
+            self._clear_addresses(ctx)
             ctx.cleanup = True
             return
         if ctx.status.get("phase") != STOPPED:

@@ -59,7 +59,7 @@ async def reconcile_workers(r: Reconciler, ctx: Context, spec: ClusterSpec, sche
         await _grow(r, ctx, dataclasses.replace(spec, scheduler_address=address), desired - count)
     elif count > desired:
         pending = [n for n, p in active.items() if podstate.phase(p) == "Pending"]
-        pending.sort(key=lambda n: podstate.created_at(active[n]) or 0.0, reverse=True)
+        pending.sort(key=lambda n: (podstate.created_at(active[n]) or 0.0, n), reverse=True)
         for name in pending[: count - desired]:
             await r.delete_pod(ctx, name)
     ready = sum(1 for p in active.values() if podstate.is_ready(p))

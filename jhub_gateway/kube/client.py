@@ -200,9 +200,18 @@ class KubeClient:
 
     @classmethod
     async def connect(
-        cls, kubeconfig: str | Path | None = None, *, context: str | None = None, **kwargs: Any
+        cls,
+        kubeconfig: str | Path | None = None,
+        *,
+        context: str | None = None,
+        user_agent: str | None = None,
+        **kwargs: Any,
     ) -> KubeClient:
-        """From ``kubeconfig`` if given, else in-cluster when in a pod, else ``$KUBECONFIG``/~."""
+        """From ``kubeconfig`` if given, else in-cluster when in a pod, else ``$KUBECONFIG``/~.
+
+        ``user_agent`` names the caller in API server logs and audit (and lets a
+        test server tell the controller's requests from the service's).
+        """
         configuration = k8s_client.Configuration()
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             k8s_config.load_incluster_config(client_configuration=configuration)
@@ -212,7 +221,10 @@ class KubeClient:
                 context=context,
                 client_configuration=configuration,
             )
-        return cls(k8s_client.ApiClient(configuration=configuration), **kwargs)
+        api_client = k8s_client.ApiClient(configuration=configuration)
+        if user_agent:
+            api_client.user_agent = user_agent
+        return cls(api_client, **kwargs)
 
     async def close(self) -> None:
         await self.api.close()

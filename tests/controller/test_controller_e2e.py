@@ -21,8 +21,14 @@ from distributed.security import Security
 
 from jhub_gateway.kube.client import (
     DASKCLUSTERS,
+    INGRESSROUTES,
+    INGRESSROUTETCPS,
     MIDDLEWARES,
+    PODS,
+    SECRETS,
+    SERVICES,
     KubeClient,
+    NotFound,
 )
 from tests.kube.apiserver import KubeCluster, launch
 
@@ -190,3 +196,133 @@ async def test_dashboard_needs_auth_through_traefik(env: Env) -> None:
     assert sorted(m["metadata"]["name"] for m in mws) == [
         "gw-dashboard-auth", "gw-dashboard-strip-prefix"
     ]  # fmt: skip
+
+
+async def _worker_names(env: Env, name: str) -> set[str]:
+    pods = await env.pods(name, "dask-worker")
+    return {p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
+async def test_scale_up_then_down_lets_the_scheduler_retire_a_worker(env: Env) -> None:
+    await env.scale("c1", 2)
+    await wait_for(lambda: _ready_replicas(env, "c1", 2), "two ready workers")
+    assert len(await _worker_names(env, "c1")) == 2
+    await env.scale("c1", 1)
+
+    async def one_left() -> bool:
+        return len(await env.pods("c1", "dask-worker")) == 1 and await _ready_replicas(env, "c1", 1)
+
+    # The retired worker exits 0 and its pod is deleted, none replaces it.
+    await wait_for(one_left, "one worker pod left after the scheduler retired the other")
+    assert (await env.get("c1"))["spec"]["replicas"] == 1
+
+
+async def test_a_deleted_worker_pod_is_replaced(env: Env) -> None:
+    (before,) = await _worker_names(env, "c1")
+    await env.client.delete(PODS, before, NS)
+
+    async def replaced() -> set[str] | None:
+        names = await _worker_names(env, "c1")
+        ready = await _ready_replicas(env, "c1", 1)
+        return names if ready and len(names) == 1 and before not in names else None
+
+    after = await wait_for(replaced, "a new worker pod replacing the deleted one")
+    assert before not in after
+
+
+async def test_leader_killed_mid_scale_standby_converges_without_duplicates(env: Env) -> None:
+    standby = ControllerProcess(env.workdir, env.kube.kubeconfig, NS, env.sink.api_url,
+                                name="standby")  # fmt: skip
+    await standby.start()
+    try:
+        await standby.wait_ready()
+        assert not (await standby.probe("/readyz") or {}).get("leader")
+        await env.scale("c1", 4)
+        await wait_for(lambda: _replicas_requested(env, "c1", 4), "spec.replicas == 4")
+        await env.controller.kill()  # SIGKILL: no Lease release, mid-scale
+        await standby.wait_leading()
+        await wait_for(lambda: _ready_replicas(env, "c1", 4), "four ready workers", timeout=90)
+        assert len(await env.pods("c1", "dask-worker")) == 4
+    finally:
+        # The killed one comes back as the standby; the standby keeps leading.
+        env.controller, old = standby, env.controller
+        await old.start()
+        await old.wait_ready()
+
+
+async def _replicas_requested(env: Env, name: str, n: int) -> bool:
+    return (await env.get(name))["spec"].get("replicas") == n
+
+
+async def test_stop_deletes_pods_and_ends_stopped(env: Env) -> None:
+    await env.client.patch(DASKCLUSTERS, "c1", {"spec": {"active": False}}, NS)
+    await wait_for(lambda: _phase_seen(env, "c1", "Stopping"), "Stopping or later")
+    obj = await env.wait_phase("c1", "Stopped")
+    assert obj["status"]["completionTime"]
+    assert "schedulerAddress" not in obj["status"]
+    assert await env.pods("c1") == []
+
+
+async def _phase_seen(env: Env, name: str, phase: str) -> bool:
+    current = ((await env.get(name)).get("status") or {}).get("phase")
+    order = ["Pending", "Running", "Stopping", "Stopped"]
+    return current in order and order.index(current) >= order.index(phase)
+
+
+async def test_deleting_the_daskcluster_leaves_no_child_object(env: Env) -> None:
+    await env.client.delete(DASKCLUSTERS, "c1", NS)
+    selector = "gateway.dask.org/cluster=c1"
+
+    async def all_gone() -> bool:
+        for resource in (PODS, SECRETS, SERVICES, INGRESSROUTES, INGRESSROUTETCPS):
+            items, _ = await env.client.list(resource, NS, label_selector=selector)
+            if items:
+                return False
+        try:
+            await env.get("c1")
+        except NotFound:
+            return True
+        return False
+
+    await wait_for(all_gone, "garbage collection of every child")
+    # The shared, instance-level Middlewares stay for the namespace's other clusters.
+    mws, _ = await env.client.list(MIDDLEWARES, NS)
+    assert len(mws) == 2
+
+
+async def test_a_scheduler_that_exits_fails_the_cluster_with_its_log(env: Env) -> None:
+    bad = {"schedulerExtraContainerConfig": {"args": ["--no-such-option"]}}
+    await env.create("exits", config=bad)
+    obj = await env.wait_phase("exits", "Failed")
+    status = obj["status"]
+    assert status["reason"] == "SchedulerExited"
+    assert "no-such-option" in status["message"]  # the scheduler's own error, from its log
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["status"] == "True" and failed["reason"] == "SchedulerExited"
+    await wait_for(lambda: _no_pods(env, "exits"), "the failed cluster's pods to go")
+    # Still in status after the pod is gone.
+    assert "no-such-option" in (await env.get("exits"))["status"]["message"]
+
+
+async def _no_pods(env: Env, name: str) -> bool:
+    return await env.pods(name) == []
+
+
+async def test_a_scheduler_never_ready_fails_after_the_start_timeout(env: Env) -> None:
+    never = {
+        "schedulerStartTimeout": 4,
+        "schedulerExtraContainerConfig": {
+            "readinessProbe": {"httpGet": {"path": "/never", "port": "http-api"}}
+        },
+    }
+    await env.create("stuck", config=never)
+    obj = await env.wait_phase("stuck", "Failed", timeout=30)
+    assert obj["status"]["reason"] == "StartTimeout"
+    assert "did not become ready" in obj["status"]["message"]
+    assert "last log lines" in obj["status"]["message"]
+    await wait_for(lambda: _no_pods(env, "stuck"), "the stuck cluster's pods to go")
+
+
+async def test_controller_stops_promptly_on_sigterm(env: Env) -> None:
+    assert await env.controller.terminate() == 0
+    assert "released lease" in env.controller.log()
