@@ -14,7 +14,6 @@ from .handlers import clusters, dashboard_auth, misc, pages
 from .handlers.base import NotFoundHandler
 from .session import SessionCookies
 
-
 ROUTE_MODULES = (misc, clusters, dashboard_auth, pages)
 
 

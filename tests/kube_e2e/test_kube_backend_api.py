@@ -11,6 +11,7 @@ from jhub_gateway.hub_service.backends.base import GatewayContext
 from jhub_gateway.hub_service.backends.kube.backend import KubeBackend
 from jhub_gateway.hub_service.backends.kube.errors import gateway_error
 from jhub_gateway.hub_service.backends.kube.ledger import QuotaLedger, ledger_name
+from jhub_gateway.hub_service.cluster_config import ClusterConfig
 from jhub_gateway.hub_service.errors import QuotaExceeded
 from jhub_gateway.hub_service.quotas import Limits
 from jhub_gateway.kube.client import (
@@ -52,6 +53,7 @@ def ledger(client: KubeClient, clusters: dict[str, Cluster] | None = None, grace
         "t",
         lookup=known.get,
         active_of=lambda user: [c for c in known.values() if c.status.is_active],
+        config_of=lambda cluster: ClusterConfig(),
         grace=grace,
     )
 

@@ -42,7 +42,7 @@ from jhub_gateway.names import new_cluster_name
 
 from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions, ServiceUnavailable
-from ...quotas import UserQuotas, cluster_footprint
+from ...quotas import Footprint, UserQuotas
 from ..base import Backend, GatewayContext
 from .config import KubeClusterConfig, default_namespace, from_spec_config, to_spec_config
 from .errors import gateway_error, kube_errors
@@ -184,6 +184,7 @@ class KubeBackend(Backend):
             active_of=lambda username: [
                 c for c in self.registry.select(username, None) if c.status.is_active
             ],
+            config_of=self.cluster_config,
             grace=self.reservation_grace,
         )
         self.log.info(
@@ -297,10 +298,9 @@ class KubeBackend(Backend):
         limits = self.quotas.limits_for(user)
         reserved = any(v is not None for v in (limits.clusters, limits.cores, limits.memory))
         if reserved:
-            probe = Cluster(name=public, username=user.name, config=config.to_dict())
-            cores, memory = cluster_footprint(probe, 0)
+            footprint = Footprint.of(config, 0)
             with kube_errors("check your quota"):
-                await self.ledger.reserve(user, limits, public, cores, memory)
+                await self.ledger.reserve(user, limits, public, footprint.cores, footprint.memory)
         body = build_daskcluster(
             name=name,
             namespace=namespace,

@@ -29,8 +29,9 @@ from jhub_gateway.kube.client import CONFIGMAPS, AlreadyExists, Conflict, KubeCl
 from jhub_gateway.models import Cluster, User
 from jhub_gateway.names import safe_slug
 
+from ...cluster_config import ClusterConfig
 from ...errors import QuotaExceeded, ServiceUnavailable
-from ...quotas import Limits, cluster_footprint
+from ...quotas import Footprint, Limits
 
 log = logging.getLogger("jhub_gateway.hub_service")
 
@@ -52,6 +53,7 @@ class QuotaLedger:
         instance: str,
         lookup: Callable[[str], Cluster | None],
         active_of: Callable[[str], list[Cluster]],
+        config_of: Callable[[Cluster], ClusterConfig],
         grace: float = 60.0,
     ) -> None:
         self.client = client
@@ -59,6 +61,7 @@ class QuotaLedger:
         self.instance = instance
         self.lookup = lookup
         self.active_of = active_of
+        self.config_of = config_of
         self.grace = grace
 
     async def reserve(
@@ -131,10 +134,14 @@ class QuotaLedger:
                 if now - float(entry.get("time", 0)) < self.grace:
                     live[name] = entry  # created moments ago, maybe not in our cache yet
             elif cluster.status.is_active:
-                live[name] = _entry_of(cluster, entry.get("time", now))
+                live[name] = self._entry_of(cluster, entry.get("time", now))
         for cluster in self.active_of(user.name):
-            live.setdefault(cluster.name, _entry_of(cluster, cluster.start_time / 1000))
+            live.setdefault(cluster.name, self._entry_of(cluster, cluster.start_time / 1000))
         return live
+
+    def _entry_of(self, cluster: Cluster, when: float) -> dict[str, Any]:
+        footprint = Footprint.of(self.config_of(cluster), cluster.target_workers)
+        return {"cores": footprint.cores, "memory": footprint.memory, "time": when}
 
     @staticmethod
     def _check(limits: Limits, entries: dict[str, dict], cores: float, memory: int) -> None:
@@ -167,8 +174,3 @@ def _entries(configmap: dict[str, Any] | None) -> dict[str, dict]:
 
 def _name(configmap: dict[str, Any] | None) -> str:
     return str(((configmap or {}).get("metadata") or {}).get("name", "?"))
-
-
-def _entry_of(cluster: Cluster, when: float) -> dict[str, Any]:
-    cores, memory = cluster_footprint(cluster, cluster.target_workers)
-    return {"cores": cores, "memory": memory, "time": when}
