@@ -1,8 +1,24 @@
-"""Pure tests of the reconciler's helpers (no emulator)."""
+"""The reconciler without an emulator: a fake informer cache and a recording client.
+
+Every phase's end state is asserted, and so is what must *not* happen: no
+second create while the informer lags, no status write when nothing changed.
+"""
 
 from __future__ import annotations
 
+import pytest
+
+from jhub_gateway.controller.cache import ClusterCache
+from jhub_gateway.controller.expectations import Expectations
+from jhub_gateway.controller.manager import requeue_after_error
+from jhub_gateway.controller.podstate import parse_time
+from jhub_gateway.controller.reconcile import Reconciler
 from jhub_gateway.controller.secrets import new_credentials
+from jhub_gateway.controller.settings import ControllerSettings
+from jhub_gateway.controller.workqueue import QueueEmpty, WorkQueue
+from jhub_gateway.kube.client import Conflict, Gone, Unavailable
+
+from .fakes import CREATED, RecordingClient, cluster, exited, pending, running, set_pod_status
 
 
 def test_new_credentials_are_fresh_and_redacted() -> None:
@@ -34,3 +50,286 @@ def test_condition_transition_time_moves_only_on_flip() -> None:
     ]
     assert not status_changed({"phase": "Running", "x": 1}, {"phase": "Running"})
     assert status_changed(None, {"phase": "Running"})
+
+
+# -- the reconciler against a fake cache and a recording client ---------------------------
+
+
+T0 = parse_time(CREATED) or 0.0
+KEY = ("ns", "c1")
+SETTINGS = ControllerSettings(
+    instance="gw",
+    api_url="http://api.gw:8000/api",
+    dashboard_auth_url="http://api.gw:8000/api/v1/dashboard-auth",
+    scheduler_start_timeout=30,
+    worker_start_timeout=20,
+)
+
+
+class World:
+    def __init__(self, **spec: object) -> None:
+        self.now = T0 + 1
+        self.cache = ClusterCache()
+        self.client = RecordingClient(self.cache)
+        self.expectations = Expectations(60, clock=lambda: self.now)
+        self.reconciler = Reconciler(self.client, self.cache, SETTINGS,
+                                     expectations=self.expectations, clock=lambda: self.now)  # fmt: skip
+        self.cache.apply("DaskCluster", "ADDED", cluster(**spec))
+
+    async def run(self) -> float | None:
+        return await self.reconciler.reconcile(KEY)
+
+    def sync(self) -> None:
+        for kind, etype, obj in self.client.pending:
+            self.expectations.observe(kind, etype, obj)
+        self.client.sync()
+
+    @property
+    def status(self) -> dict:
+        return self.cache.clusters[KEY].get("status") or {}
+
+    def edit(self, **spec: object) -> None:
+        obj = self.cache.clusters[KEY]
+        meta = {**obj["metadata"], "generation": obj["metadata"]["generation"] + 1}
+        self.cache.apply("DaskCluster", "MODIFIED",
+                         {**obj, "metadata": meta, "spec": {**obj["spec"], **spec}})  # fmt: skip
+
+    def workers(self) -> list[str]:
+        return sorted(n for n in self.cache.children("Pod", KEY) if n.startswith("dask-worker-"))
+
+    async def running_cluster(self, replicas: int = 0) -> None:
+        await self.run()
+        self.sync()
+        set_pod_status(self.cache, "ns", "dask-scheduler-c1", running("10.0.0.5"))
+        if replicas:
+            self.edit(replicas=replicas)
+        await self.run()
+        self.sync()
+        self.client.take()
+
+
+async def test_a_new_cluster_gets_its_children_once_even_with_a_slow_informer() -> None:
+    w = World()
+    await w.run()
+    calls = w.client.take()
+    assert [c[:2] for c in calls if c[0] == "create"] == [
+        ("create", "secrets"),
+        ("create", "middlewares"),
+        ("create", "middlewares"),
+        ("create", "pods"),
+        ("create", "services"),
+        ("create", "ingressroutetcps"),
+        ("create", "ingressroutes"),
+    ]
+    assert calls[-1][0] == "status"
+    patch = w.client.status_patches[-1]
+    assert patch["phase"] == "Pending" and patch["credentials"] == "dask-credentials-c1"
+    assert patch["observedGeneration"] == 1
+    assert {c["type"]: c["status"] for c in patch["conditions"]} == {
+        "Failed": "False", "Progressing": "True", "Ready": "False"
+    }  # fmt: skip
+    # The informer has delivered nothing yet: a second pass must create nothing again.
+    await w.run()
+    assert w.client.take() == []
+    w.sync()
+    await w.run()
+    assert w.client.take() == []  # and nothing once it has
+
+
+async def test_ready_scheduler_makes_it_running_with_pod_ip_addresses() -> None:
+    w = World()
+    await w.running_cluster()
+    s = w.status
+    assert s["phase"] == "Running"
+    assert s["schedulerAddress"] == "tls://10.0.0.5:8786"
+    assert s["dashboardAddress"] == "http://10.0.0.5:8787"
+    assert s["apiAddress"] == "http://10.0.0.5:8788"
+    assert s["selector"].startswith("app.kubernetes.io/component=dask-worker,")
+    assert {c["type"]: c["status"] for c in s["conditions"]}["Ready"] == "True"
+
+
+async def test_workers_are_created_in_growing_batches_without_duplicates() -> None:
+    w = World()
+    await w.running_cluster()
+    w.edit(replicas=5)
+    await w.run()
+    creates = [c for c in w.client.take() if c[0] == "create"]
+    assert len(creates) == 5 and all(c[1] == "pods" for c in creates)
+    body = w.client.bodies[-1]
+    assert "tls://10.0.0.5:8786" in body["spec"]["containers"][0]["args"]
+    await w.run()  # informer still behind
+    assert [c for c in w.client.take() if c[0] == "create"] == []
+    w.sync()
+    await w.run()
+    assert [c for c in w.client.take() if c[0] == "create"] == []
+    assert len(w.workers()) == 5
+
+
+async def test_scale_down_deletes_pending_pods_newest_first_and_never_running_ones() -> None:
+    w = World()
+    await w.running_cluster(replicas=3)
+    names = w.workers()
+    set_pod_status(w.cache, "ns", names[0], running("10.0.0.6"))
+    w.edit(replicas=0)
+    await w.run()
+    deletes = [c[2] for c in w.client.take() if c[0] == "delete"]
+    assert deletes == [names[2], names[1]]  # both pending; the running one stays
+    await w.run()
+    assert [c for c in w.client.take() if c[0] == "delete"] == []  # expectations
+
+
+async def test_finished_worker_is_deleted_and_a_deleted_one_replaced() -> None:
+    w = World()
+    await w.running_cluster(replicas=2)
+    a, b = w.workers()
+    set_pod_status(w.cache, "ns", a, exited(0))  # retired by the scheduler
+    w.edit(replicas=1)
+    await w.run()
+    assert ("delete", "pods", a) in w.client.take()
+    w.cache.apply("Pod", "DELETED", w.cache.children("Pod", KEY)[b])  # someone deleted b
+    await w.run()
+    creates = [c for c in w.client.take() if c[0] == "create"]
+    assert len(creates) == 1
+
+
+async def test_inactive_cluster_stops_then_ends_stopped() -> None:
+    w = World()
+    await w.running_cluster(replicas=1)
+    w.edit(active=False)
+    await w.run()
+    calls = w.client.take()
+    assert calls[0][0] == "status" and w.client.status_patches[-1]["phase"] == "Stopping"
+    assert calls[1] == ("deletecollection", "pods",
+                        "gateway.dask.org/cluster=c1,gateway.dask.org/instance=gw")  # fmt: skip
+    w.sync()
+    await w.run()
+    assert w.client.take() == []  # pods still terminating: no second delete, no write
+    for name in list(w.cache.children("Pod", KEY)):
+        w.cache.apply("Pod", "DELETED", w.cache.children("Pod", KEY)[name])
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Stopped"
+    assert w.status["completionTime"]
+    assert "schedulerAddress" not in w.status
+
+
+async def test_scheduler_exit_fails_with_log_lines_before_the_pods_go() -> None:
+    w = World()
+    await w.running_cluster()
+    w.client.logs["dask-scheduler-c1"] = "line 1\nKilledWorker: boom\n"
+    set_pod_status(w.cache, "ns", "dask-scheduler-c1", exited(3))
+    await w.run()
+    calls = w.client.take()
+    assert [c[0] for c in calls] == ["log", "status", "deletecollection"]
+    w.sync()
+    s = w.status
+    assert s["phase"] == "Failed" and s["reason"] == "SchedulerExited"
+    assert "code 3" in s["message"] and "KilledWorker: boom" in s["message"]
+    failed = {c["type"]: c for c in s["conditions"]}["Failed"]
+    assert failed["status"] == "True" and "boom" in failed["message"]
+    await w.run()  # final: the pods are already being deleted, nothing else happens
+    assert w.client.take() == []
+
+
+@pytest.mark.parametrize(
+    "status,reason",
+    [
+        (pending("Unschedulable", "0/3 nodes are available"), "Unschedulable"),
+        (pending("ImagePullBackOff", "Back-off pulling image"), "ImagePullBackOff"),
+        (pending("ErrImagePull", "not found"), "ErrImagePull"),
+        (pending("CrashLoopBackOff", "back-off 10s"), "CrashLoopBackOff"),
+        (pending(), "StartTimeout"),
+    ],
+)
+async def test_scheduler_start_timeout_fails_with_the_pods_reason(status: dict, reason: str
+                                                                  ) -> None:  # fmt: skip
+    w = World()
+    await w.run()
+    w.sync()
+    set_pod_status(w.cache, "ns", "dask-scheduler-c1", status)
+    w.now = T0 + 10
+    after = await w.run()
+    assert after == pytest.approx(20, abs=0.1)  # woken at the deadline, not polled
+    assert w.status["phase"] == "Pending"
+    w.now = T0 + 31
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Failed" and w.status["reason"] == reason
+
+
+async def test_worker_start_timeout_fails_the_cluster() -> None:
+    w = World()
+    await w.running_cluster(replicas=1)
+    (name,) = w.workers()
+    set_pod_status(w.cache, "ns", name, pending("CrashLoopBackOff", "back-off"))
+    w.now = T0 + 25
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Failed" and w.status["reason"] == "CrashLoopBackOff"
+    assert name in w.status["message"]
+
+
+async def test_refused_pod_fails_the_cluster_instead_of_retrying_forever() -> None:
+    w = World()
+    w.client.refuse.add("pods")
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Failed" and w.status["reason"] == "InvalidConfig"
+
+
+async def test_hand_edited_invalid_cluster_is_reported_not_raised() -> None:
+    w = World()
+    obj = w.cache.clusters[KEY]
+    spec = {k: v for k, v in obj["spec"].items() if k != "username"}
+    w.cache.apply("DaskCluster", "MODIFIED", {**obj, "spec": spec})
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Failed" and w.status["reason"] == "InvalidSpec"
+    failed = {c["type"]: c for c in w.status["conditions"]}["Failed"]
+    assert failed["status"] == "True" and "username" in failed["message"]
+
+
+async def test_deleted_cluster_is_left_to_the_garbage_collector() -> None:
+    w = World()
+    await w.run()
+    w.cache.apply("DaskCluster", "DELETED", w.cache.clusters[KEY])
+    w.client.take()
+    assert await w.run() is None
+    assert w.client.take() == []
+
+
+# -- retries of API failures ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error,delay",
+    [
+        (Conflict(409, "Conflict", "stale"), 0.2),
+        (Unavailable(429, "TooManyRequests", "slow down", retry_after=7.0), 7.0),
+        (Unavailable(503, "ServiceUnavailable", "", retry_after=None), 1.0),
+        (Unavailable(0, "TimeoutError", ""), 1.0),
+        (Gone(410, "Expired", ""), 1.0),
+        (RuntimeError("a bug"), 1.0),
+    ],
+)
+def test_failed_reconciles_are_retried_with_backoff(error: Exception, delay: float) -> None:
+    now = [0.0]
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(backoff_base=1.0, backoff_max=30.0,
+                                                   clock=lambda: now[0])  # fmt: skip
+    queue.put(KEY)
+    assert queue.get_nowait() == KEY
+    assert requeue_after_error(queue, KEY, error) == delay
+    queue.done(KEY)
+    now[0] = delay - 0.01
+    with pytest.raises(QueueEmpty):
+        queue.get_nowait()
+    now[0] = delay
+    assert queue.get_nowait() == KEY
+    queue.done(KEY)
+
+
+def test_backoff_grows_per_key_up_to_the_maximum() -> None:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(backoff_base=1.0, backoff_max=5.0,
+                                                   clock=lambda: 0.0)  # fmt: skip
+    delays = [requeue_after_error(queue, KEY, Unavailable(500, "x", "")) for _ in range(5)]
+    assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
