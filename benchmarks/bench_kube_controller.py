@@ -134,8 +134,12 @@ class SimulatedKubelet:
                         "podIP": ip,
                         "conditions": [{"type": "Ready", "status": "True"}],
                         "containerStatuses": [
-                            {"name": "dask", "ready": True, "restartCount": 0,
-                             "state": {"running": {}}}  # fmt: skip
+                            {
+                                "name": "dask",
+                                "ready": True,
+                                "restartCount": 0,
+                                "state": {"running": {}},
+                            }  # fmt: skip
                         ],
                     }
                     await self.client.patch_status(PODS, name, {"status": status}, ns)
@@ -217,9 +221,10 @@ async def lifecycles(root: Path, runs: int, workers: int) -> dict[str, Any]:
                 print("controller requests of lifecycle 1:",
                       {k: v for k, v in sorted(detail.items()) if v})  # fmt: skip
         cpu, rss = usage(proc)
-        return {
-            k: statistics.median(v) for k, v in results.items() if not k.startswith("_")
-        } | {"controller RSS MiB": rss / 2**20, "controller CPU s": cpu}
+        return {k: statistics.median(v) for k, v in results.items() if not k.startswith("_")} | {
+            "controller RSS MiB": rss / 2**20,
+            "controller CPU s": cpu,
+        }
     finally:
         if controller is not None:
             await controller.kill()
