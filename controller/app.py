@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode, validate
-from traitlets.config import Application, catch_config_error
+from traitlets.config import Application
+from traitlets.config.loader import PyFileConfigLoader
 
 from jhub_gateway import __version__
 from jhub_gateway.kube.client import KubeClient
@@ -166,11 +167,18 @@ class KubeController(Application):
             raise TraitError(f"{proposal['trait'].name} must be an http(s) URL, got {value!r}")
         return value
 
-    @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
+        """Parse, load the config file, check it; errors raise (``main`` says what to fix)."""
         super().initialize(argv)
+        explicit = "config_file" in self.cli_config.get("KubeController", {})
+        if explicit and not os.path.exists(self.config_file):
+            raise TraitError(f"config file {self.config_file} does not exist")
         if os.path.exists(self.config_file):
-            self.load_config_file(self.config_file)
+            # Not load_config_file(): it turns a bad value into a bare exit(1), and an
+            # operator needs to read which trait is wrong.
+            path = Path(self.config_file).resolve()
+            loaded = PyFileConfigLoader(path.name, path=str(path.parent), log=self.log)
+            self.update_config(loaded.load_config())
             self.update_config(self.cli_config)  # the command line wins over the file
         missing = [t for t in ("gateway_instance", "api_url") if not getattr(self, t)]
         if missing:

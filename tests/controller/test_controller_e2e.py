@@ -255,12 +255,27 @@ async def _replicas_requested(env: Env, name: str, n: int) -> bool:
 
 
 async def test_stop_deletes_pods_and_ends_stopped(env: Env) -> None:
+    # Another gateway instance's pod claiming the same cluster name is foreign: never touched.
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "foreign",
+            "labels": {"gateway.dask.org/cluster": "c1", "gateway.dask.org/instance": "other"},
+        },
+        "spec": {"containers": [{"name": "main", "image": "x",
+                                 "command": ["python", "-c", "import time; time.sleep(600)"]}]},
+    }  # fmt: skip
+    await env.client.create(PODS, foreign, NS)
     await env.client.patch(DASKCLUSTERS, "c1", {"spec": {"active": False}}, NS)
     await wait_for(lambda: _phase_seen(env, "c1", "Stopping"), "Stopping or later")
     obj = await env.wait_phase("c1", "Stopped")
     assert obj["status"]["completionTime"]
     assert "schedulerAddress" not in obj["status"]
-    assert await env.pods("c1") == []
+    names = [p["metadata"]["name"] for p in await env.pods("c1")]
+    assert names == ["foreign"]
+    await env.client.delete(PODS, "foreign", NS, grace_period_seconds=0)
+    await wait_for(lambda: _no_pods(env, "c1"), "the foreign pod to go")
 
 
 async def _phase_seen(env: Env, name: str, phase: str) -> bool:
