@@ -19,7 +19,8 @@ import pytest
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import running_gateway, wait_for
+from tests.gatewaytools import running_gateway
+from tests.polling import wait_for
 
 from . import isolation_attack
 

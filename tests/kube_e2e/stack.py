@@ -26,7 +26,8 @@ import yaml
 
 from jhub_gateway.crd import crd_manifest
 from jhub_gateway.kube.client import NAMESPACES, KubeClient, Resource
-from tests.gatewaytools import basic, free_port, wait_for
+from tests.gatewaytools import basic, free_port
+from tests.polling import wait_for
 
 REPO = Path(__file__).parents[2]
 TRAEFIK = Path(sys.executable).parent / "traefik"

@@ -17,7 +17,8 @@ from dask_gateway.auth import BasicAuth as UpstreamBasicAuth
 
 from jhub_gateway import Gateway
 from jhub_gateway.client import BasicAuth
-from tests.gatewaytools import basic, wait_for
+from tests.gatewaytools import basic
+from tests.polling import wait_for
 
 from .stack import PODS, Stack, http
 
