@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors
+from . import discovery, errors, proto
 from .logs import serve_log
 from .resources import Registry, ResourceType
 from .tables import to_table, wants_table
@@ -58,8 +58,12 @@ class Router:
         raw = await request.read()
         if not raw:
             return {}
+        if request.content_type == proto.CONTENT_TYPE:
+            try:
+                return proto.decode(raw)
+            except proto.ProtobufError as exc:
+                raise errors.bad_request(f"error decoding protobuf request body: {exc}") from None
         if "protobuf" in request.content_type or "cbor" in request.content_type:
-            # Clients fall back to JSON when told the encoding is unsupported.
             raise errors.unsupported_media(
                 f"the body of the request was in an unknown format: {request.content_type}"
             )
