@@ -36,6 +36,15 @@ def _strict(request: web.Request) -> bool:
     return request.query.get("fieldValidation", "") == "Strict"
 
 
+def _manager(request: web.Request) -> str:
+    """``fieldManager``, else what a real server derives: the User-Agent's first word."""
+    manager = request.query.get("fieldManager", "")
+    if manager:
+        return manager
+    agent = request.headers.get("User-Agent", "").split("/")[0].strip()
+    return agent or "unknown"
+
+
 class Router:
     def __init__(self, api: Api, registry: Registry, log_dir: Path | None) -> None:
         self.api = api
@@ -44,6 +53,7 @@ class Router:
         self.stopping = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        log.debug("request %s %s (%s)", request.method, request.path_qs, request.content_type)
         try:
             return await self._route(request)
         except errors.ApiError as exc:
@@ -160,7 +170,8 @@ class Router:
             if rt.namespaced and ns is None:
                 raise _NOT_FOUND
             body = await self._body(request)
-            return _json(self.api.create(rt, ns or "", body, _strict(request)), 201)
+            created = self.api.create(rt, ns or "", body, _strict(request), _manager(request))
+            return _json(created, 201)
         if method == "DELETE":
             opts = await self._delete_options(request)
             deleted = self.api.delete_collection(
@@ -193,7 +204,9 @@ class Router:
             return _json(obj)
         if method == "PUT":
             body = await self._body(request)
-            return _json(self.api.update(rt, ns, name, body, None, _strict(request)))
+            return _json(
+                self.api.update(rt, ns, name, body, None, _strict(request), _manager(request))
+            )
         if method == "PATCH":
             return _json(await self._patch(request, rt, ns, name, None))
         if method == "DELETE":
@@ -206,7 +219,10 @@ class Router:
     ) -> dict[str, Any]:
         ctype = request.headers.get("Content-Type", "")
         raw = await request.read()
-        return self.api.patch(rt, ns, name, ctype, raw, sub, _strict(request))
+        apply = ctype.startswith("application/apply-patch")
+        manager = request.query.get("fieldManager", "") if apply else _manager(request)
+        force = _truthy(request.query.get("force"))
+        return self.api.patch(rt, ns, name, ctype, raw, sub, _strict(request), manager, force)
 
     async def _subresource(
         self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str, method: str
