@@ -10,6 +10,7 @@ apply needs.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from functools import cache
 from pathlib import Path
@@ -21,9 +22,11 @@ _REF = "#/$defs/"
 
 @cache
 def definitions() -> dict[str, Any]:
-    import kubernetes_validate
-
-    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    # Located, not imported: importing the package pulls in jsonschema (seconds).
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("kubernetes-validate is not installed (the test extra needs it)")
+    root = Path(list(spec.submodule_search_locations)[0]) / "kubernetes-json-schema"
     path = root / SCHEMA_VERSION / "_definitions.json"
     if not path.exists():  # another release of the package: take its newest plain set
         dirs = sorted((d for d in root.iterdir() if not d.name.endswith("-strict")),

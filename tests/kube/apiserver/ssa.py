@@ -335,8 +335,9 @@ def _conflict(qualified: str, name: str, conflicts: list[tuple[str, Path]]) -> e
 
     causes = [errors.cause(show(p), f'conflict with "{m}"', "FieldManagerConflict")
               for m, p in sorted(conflicts)]  # fmt: skip
-    text = f"Apply failed with {len(causes)} conflict{'s' if len(causes) > 1 else ''}: " + "; ".join(
-        f"{c['message']}: {c['field']}" for c in causes
+    text = (
+        f"Apply failed with {len(causes)} conflict{'s' if len(causes) > 1 else ''}: "
+        + "; ".join(f"{c['message']}: {c['field']}" for c in causes)
     )
     exc = errors.ApiError(409, "Conflict", text, {"name": name, "kind": qualified.split(".")[0],
                                                    "causes": causes})  # fmt: skip

@@ -7,6 +7,7 @@ Stored objects are never mutated in place: every write stores a fresh copy.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import random
@@ -179,27 +180,43 @@ class Api(SubresourceVerbs):
                           "status" in rt.subresources)  # fmt: skip
         if rt.storage_key == CRD_KEY:
             self._crd_status(obj, None)
-            self.registry.register_crd(obj)
+            if not self.store.dry:
+                self.registry.register_crd(obj)
         return self.present(rt, self.store.put(rt.storage_key, obj))
 
     def get(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
         return self.present(rt, self.must_get(rt, ns, name))
 
     def list(
-        self, rt: ResourceType, ns: str | None, labels: str | None, fields: str | None
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        labels: str | None,
+        fields: str | None,
+        limit: int = 0,
+        cont: str = "",
     ) -> dict[str, Any]:
+        """List in (namespace, name) order; ``limit``/``continue`` page through it."""
         lmatch, fmatch = label_matcher(labels), field_matcher(fields)
-        items = [
-            self.present(rt, o)
-            for o in self.store.items(rt.storage_key, ns)
+        rv, after = str(self.store.rv), None
+        if cont:
+            rv, after = _decode_continue(cont)
+        matched = [
+            o for o in self.store.items(rt.storage_key, ns)
             if lmatch(o) and fmatch(o)
-        ]
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+            and (after is None or _order(o) > after)
+        ]  # fmt: skip
+        matched.sort(key=_order)
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if limit > 0 and len(matched) > limit:
+            matched, rest = matched[:limit], len(matched) - limit
+            meta["continue"] = _encode_continue(rv, _order(matched[-1]))
+            meta["remainingItemCount"] = rest
         return {
             "kind": rt.list_kind,
             "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": str(self.store.rv)},
-            "items": items,
+            "metadata": meta,
+            "items": [self.present(rt, o) for o in matched],
         }
 
     # -- update / patch --------------------------------------------------------
@@ -283,7 +300,7 @@ class Api(SubresourceVerbs):
             if not new["metadata"].get("deletionGracePeriodSeconds"):
                 return self._remove(rt, new)
         stored = self.store.put(rt.storage_key, new)
-        if rt.storage_key == CRD_KEY and not meta_deleting(stored):
+        if rt.storage_key == CRD_KEY and not meta_deleting(stored) and not self.store.dry:
             self.registry.register_crd(stored)
         return self.present(rt, stored)
 
@@ -344,7 +361,7 @@ class Api(SubresourceVerbs):
         """Server-side apply (``application/apply-patch+yaml``)."""
         if not manager:
             raise errors.bad_request(
-                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is "
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
                 "required for apply patch"
             )
         if not isinstance(doc, dict):
@@ -432,7 +449,7 @@ class Api(SubresourceVerbs):
 
     def _remove(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         gone = self.store.remove(rt.storage_key, obj)
-        if rt.storage_key == CRD_KEY:
+        if rt.storage_key == CRD_KEY and not self.store.dry:
             for crt in self.registry.unregister_crd(obj["metadata"]["name"])[:1]:
                 self.store.drop_all(crt.storage_key)
         return self.present(rt, gone)
@@ -455,6 +472,23 @@ class Api(SubresourceVerbs):
                 if exc.code != 404:
                     raise
         return dict(listed, items=items)
+
+
+def _order(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _encode_continue(rv: str, last: tuple[str, str]) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(last)})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return str(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise errors.bad_request(f"invalid continue token: {token!r}") from None
 
 
 def meta_deleting(obj: dict[str, Any]) -> bool:

@@ -57,7 +57,9 @@ def go_tags(package: str, text: str) -> Tags:
         inline = jname == "" and (name is None or "inline" in opts or json_tag == "")
         pointer = gotype.startswith("*") or gotype.startswith("[]") or gotype.startswith("map")
         tags[(f"{package}.{struct}", pname.group(1))] = (
-            jname or pname.group(1), inline, "omitempty" in opts and not pointer
+            jname or pname.group(1),
+            inline,
+            "omitempty" in opts and not pointer,
         )
     return tags
 
