@@ -61,6 +61,9 @@ def _sub(rt: ResourceType, sub: str) -> dict[str, Any]:
         entry["verbs"] = ["get"]
     elif sub == "binding":
         entry.update(kind="Binding", verbs=["create"])
+    elif sub == "token":
+        entry.update(group="authentication.k8s.io", version="v1", kind="TokenRequest",
+                     verbs=["create"])  # fmt: skip
     return entry
 
 
@@ -75,7 +78,7 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
             "singularName": rt.singular,
             "namespaced": rt.namespaced,
             "kind": rt.kind,
-            "verbs": ALL_VERBS,
+            "verbs": ["create"] if rt.group.startswith("auth") else ALL_VERBS,
             "storageVersionHash": hashlib.sha256(rt.qualified.encode()).hexdigest()[:11],
         }
         if rt.short_names:

@@ -13,6 +13,7 @@ import yaml
 from aiohttp import web
 
 from . import discovery, errors, openapi_docs, proto
+from .access import Access
 from .logs import serve_log
 from .resources import Registry, ResourceType
 from .tables import to_table, wants_table
@@ -56,7 +57,10 @@ def _manager(request: web.Request) -> str:
 
 
 class Router:
-    def __init__(self, api: Api, registry: Registry, log_dir: Path | None) -> None:
+    def __init__(
+        self, api: Api, registry: Registry, log_dir: Path | None, access: Access | None = None
+    ) -> None:
+        self.access = access or Access(api.store, enabled=False)
         self.api = api
         self.registry = registry
         self.log_dir = log_dir
@@ -96,6 +100,11 @@ class Router:
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
+        resource_path = (parts[:1] == ["api"] and len(parts) >= 3) or (
+            parts[:1] == ["apis"] and len(parts) >= 4
+        )
+        if not resource_path:
+            self.access.check_path(request)  # discovery, /version, /openapi, health
         if not parts:
             return _json({"paths": ["/api", "/apis", "/version", "/openapi/v2", "/openapi/v3"]})
         head = parts[0]
@@ -157,6 +166,7 @@ class Router:
         sub = rest[2] if len(rest) > 2 else None
         if name is not None and rt.namespaced and ns is None:
             raise _NOT_FOUND
+        self.access.check_resource(request, rt, ns, name, sub)
         dry = request.query.getall("dryRun", [])
         if any(d != "All" for d in dry):
             raise errors.bad_request(f"unsupported dryRun value {dry!r}: only All is allowed")
@@ -192,6 +202,10 @@ class Router:
             if rt.namespaced and ns is None:
                 raise _NOT_FOUND
             body = await self._body(request)
+            if rt.group in ("authentication.k8s.io", "authorization.k8s.io"):
+                if not isinstance(body, dict):
+                    raise errors.bad_request("the request body must be a JSON object")
+                return _json(self.access.review(request, rt, body), 201)
             with _dry(self.api, request):
                 created = self.api.create(rt, ns or "", body, _strict(request), _manager(request))
             return _json(created, 201)
@@ -262,6 +276,13 @@ class Router:
             if method != "GET":
                 raise errors.method_not_allowed()
             return await serve_log(request, self.api, rt, ns, name, self.log_dir, self.stopping)
+        if sub == "token":
+            if method != "POST":
+                raise errors.method_not_allowed()
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise errors.bad_request("the request body must be a TokenRequest object")
+            return _json(self.access.token_request(ns, name, body), 201)
         if sub == "binding":
             if method != "POST":
                 raise errors.method_not_allowed()

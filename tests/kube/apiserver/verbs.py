@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import errors, openapi, ssa
+from . import admission, errors, openapi, rbac, ssa
 from .defaults import apply_defaults, initial_status, now, validate_builtin, validate_name
 from .patch import json_patch, merge_patch, strategic_merge
 from .resources import Registry, ResourceType
@@ -49,6 +49,9 @@ class Api(SubresourceVerbs):
             store.put(NS_KEY, self._new_meta(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
                  "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}))  # fmt: skip
+            store.put(admission.SA_KEY, self._new_meta(admission.default_service_account(name)))
+        for key, obj in rbac.bootstrap_objects():
+            store.put(key, self._new_meta(obj))
 
     # -- helpers ---------------------------------------------------------------
 
@@ -173,6 +176,8 @@ class Api(SubresourceVerbs):
         if self.store.get(rt.storage_key, ns if rt.namespaced else "", meta["name"]):
             raise errors.already_exists(rt.qualified, meta["name"])
         self._new_meta(obj)
+        if rt.storage_key == admission.POD_KEY:
+            admission.admit_pod(self.store, obj)
         initial_status(rt, obj)
         obj = self._admit(rt, obj, strict)
         if manager:
@@ -182,7 +187,12 @@ class Api(SubresourceVerbs):
             self._crd_status(obj, None)
             if not self.store.dry:
                 self.registry.register_crd(obj)
-        return self.present(rt, self.store.put(rt.storage_key, obj))
+        stored = self.store.put(rt.storage_key, obj)
+        if rt.storage_key == NS_KEY and not self.store.dry:
+            sa_rt = self.registry.by_storage(admission.SA_KEY)
+            assert sa_rt is not None
+            self.create(sa_rt, meta["name"], admission.default_service_account(meta["name"]))
+        return self.present(rt, stored)
 
     def get(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
         return self.present(rt, self.must_get(rt, ns, name))
