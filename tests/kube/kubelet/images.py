@@ -25,6 +25,8 @@ IMAGES: dict[str, Image] = {
     "ghcr.io/jhub-gateway/jhub-gateway": Image(cmd=["jhub-gateway"]),
     # Our cluster image (scheduler, worker): the builders give ``command``.
     "ghcr.io/jhub-gateway/jhub-gateway-cluster": Image(cmd=["python"]),
+    # dask-gateway's image (the builders' default): tini entrypoint, args are the command.
+    "ghcr.io/dask/dask-gateway": Image(cmd=["python"]),
     # Traefik's image runs ``traefik`` with the container's args (the chart gives args).
     "traefik": Image(entrypoint=["traefik"]),
     "docker.io/library/traefik": Image(entrypoint=["traefik"]),
