@@ -16,6 +16,7 @@ import pytest_asyncio
 import trustme
 import yaml
 
+from tests.kube.apiserver.server import TOKEN
 from tests.kube.kubelet.fixtures import cluster  # noqa: F401
 from tests.kube.kubelet.testing import Kube, pod, ready, wait_for
 
@@ -70,7 +71,7 @@ async def traefik(cluster, kube, tmp_path_factory):  # noqa: F811
             "--ping.entryPoint=ping",
             "--providers.kubernetescrd",
             f"--providers.kubernetescrd.endpoint={api.host}",
-            "--providers.kubernetescrd.token=x",
+            "--providers.kubernetescrd.token=" + TOKEN,
             "--providers.kubernetescrd.namespaces=" + NS,
             "--providers.providersThrottleDuration=500ms",
             "--log.level=DEBUG",

@@ -53,16 +53,24 @@ async def launch(
     kubeconfig: Path | None = None,
     port: int = 0,
     history: int = 10000,
+    rbac: bool = True,
+    simulated: bool = False,
 ) -> KubeCluster:
+    """Start the emulator (and the kubelet unless ``kubelet=False``).
+
+    ``rbac=False``: no authentication/authorisation at all. ``simulated``: the
+    kubelet runs no processes; pods become Running and Ready at once (KWOK-style).
+    """
     tmp_dir = Path(tmp_dir)
-    emulator = Emulator(tmp_dir / "work", port=port, history=history)
+    emulator = Emulator(tmp_dir / "work", port=port, history=history, rbac=rbac)
     await emulator.start()
     try:
         config = emulator.write_kubeconfig(kubeconfig or tmp_dir / "kubeconfig")
         node = None
         starter = _kubelet_starter() if kubelet else None
         if starter is not None:
-            node = await starter(config, emulator.workdir)
+            node = await starter(config, emulator.workdir, in_cluster_url=emulator.https_url,
+                                 ca_pem=emulator.ca_pem, simulated=simulated)  # fmt: skip
     except BaseException:
         await emulator.stop()
         raise
@@ -71,10 +79,16 @@ async def launch(
 
 @contextlib.asynccontextmanager
 async def start_emulator(
-    tmp_dir: Path, *, kubelet: bool = True, history: int = 10000
+    tmp_dir: Path,
+    *,
+    kubelet: bool = True,
+    history: int = 10000,
+    rbac: bool = True,
+    simulated: bool = False,
 ) -> AsyncIterator[KubeCluster]:
     """``async with start_emulator(tmp) as k:`` -> ``k.url``, ``k.kubeconfig``, ``k.stop()``."""
-    cluster = await launch(tmp_dir, kubelet=kubelet, history=history)
+    cluster = await launch(tmp_dir, kubelet=kubelet, history=history, rbac=rbac,
+                           simulated=simulated)  # fmt: skip
     try:
         yield cluster
     finally:

@@ -72,7 +72,7 @@ BUILTINS: list[ResourceType] = [
     _rt("v1", "endpoints", "Endpoints", short="ep"),
     _rt("v1", "secrets", "Secret"),
     _rt("v1", "configmaps", "ConfigMap", short="cm"),
-    _rt("v1", "serviceaccounts", "ServiceAccount", short="sa"),
+    _rt("v1", "serviceaccounts", "ServiceAccount", short="sa", sub="token"),
     _rt("v1", "events", "Event", short="ev"),
     _rt("v1", "persistentvolumeclaims", "PersistentVolumeClaim", short="pvc", sub="status"),
     _rt("apps/v1", "deployments", "Deployment", short="deploy", sub="status scale", cats="all"),
@@ -89,6 +89,19 @@ BUILTINS: list[ResourceType] = [
     _rt("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
     _rt("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", cluster=True),
     _rt("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", cluster=True),
+    # Virtual kinds: created and answered, never stored.
+    _rt("authentication.k8s.io/v1", "tokenreviews", "TokenReview", cluster=True),
+    _rt("authentication.k8s.io/v1", "selfsubjectreviews", "SelfSubjectReview", cluster=True),
+    _rt(
+        "authorization.k8s.io/v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        cluster=True,
+    ),
+    _rt(
+        "authorization.k8s.io/v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", cluster=True
+    ),
+    _rt("authorization.k8s.io/v1", "subjectaccessreviews", "SubjectAccessReview", cluster=True),
     _rt(
         "apiextensions.k8s.io/v1",
         "customresourcedefinitions",
@@ -117,6 +130,8 @@ class Registry:
         for rt in BUILTINS:
             self._types[(rt.group, rt.version, rt.plural)] = rt
         self._crds: dict[str, list[ResourceType]] = {}
+        # Bumped whenever the served types change (cached OpenAPI documents key on it).
+        self.revision = 0
 
     def get(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._types.get((group, version, plural))
@@ -144,6 +159,7 @@ class Registry:
 
     def register_crd(self, crd: dict[str, Any]) -> None:
         self.unregister_crd(crd["metadata"]["name"])
+        self.revision += 1
         spec = crd["spec"]
         names = spec["names"]
         served = [v for v in spec.get("versions", []) if v.get("served", True)]
@@ -175,6 +191,7 @@ class Registry:
 
     def unregister_crd(self, name: str) -> list[ResourceType]:
         types = self._crds.pop(name, [])
+        self.revision += 1
         for rt in types:
             self._types.pop((rt.group, rt.version, rt.plural), None)
         return types

@@ -1,14 +1,24 @@
-"""The emulator process: aiohttp app, controllers and a kubeconfig pointing at it."""
+"""The emulator process: aiohttp app, controllers and a kubeconfig pointing at it.
+
+Two listeners on 127.0.0.1 serve the same API: plain HTTP (``url``, what the
+kubeconfig names) and HTTPS (``https_url``) with a certificate from the
+emulator's own CA (``ca_path``), valid for 127.0.0.1, localhost and the
+``kubernetes.default.svc`` names; pods reach the API through the HTTPS one.
+"""
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
+import ssl
 from pathlib import Path
 
 import yaml
 from aiohttp import web
 
+from .access import Access
+from .auth import ADMIN_TOKEN
 from .controllers import Controller, GarbageCollector, NamespaceController
 from .handlers import Router
 from .resources import Registry
@@ -17,14 +27,21 @@ from .verbs import Api
 from .workloads import WorkloadController
 
 log = logging.getLogger(__name__)
-TOKEN = "emulator-token"  # any bearer token (or none) is accepted
+TOKEN = ADMIN_TOKEN  # the kubeconfig user's token: cluster-admin (system:masters)
+SERVER_NAMES = ("127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
+                "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")  # fmt: skip
 
 
-def write_kubeconfig(path: Path, url: str, namespace: str = "default") -> Path:
+def write_kubeconfig(
+    path: Path, url: str, namespace: str = "default", ca_pem: bytes | None = None
+) -> Path:
+    cluster: dict[str, str] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "emulator", "cluster": {"server": url}}],
+        "clusters": [{"name": "emulator", "cluster": cluster}],
         "users": [{"name": "emulator", "user": {"token": TOKEN}}],
         "contexts": [
             {
@@ -40,29 +57,65 @@ def write_kubeconfig(path: Path, url: str, namespace: str = "default") -> Path:
     return path
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 class Emulator:
     """A Kubernetes API server on 127.0.0.1 (in this event loop).
 
     ``workdir/logs`` is where the process kubelet writes container logs that
     ``pods/log`` serves. ``history`` bounds the per-resource watch history.
+    ``rbac=False`` turns authentication and authorisation off (everyone is admin).
     """
 
     def __init__(
-        self, workdir: Path, host: str = "127.0.0.1", port: int = 0, history: int = 10000
+        self,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        history: int = 10000,
+        rbac: bool = True,
     ) -> None:
         self.workdir = Path(workdir)
         self.host = host
         self.port = port
+        self.https_port = 0
         self.store = Store(history=history)
         self.registry = Registry()
         self.api = Api(self.store, self.registry)
-        self.router = Router(self.api, self.registry, self.workdir / "logs")
+        self.access = Access(self.store, enabled=rbac)
+        self.router = Router(self.api, self.registry, self.workdir / "logs", self.access)
+        self.ca_pem = b""
         self._controllers: list[Controller] = []
         self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://{self.host}:{self.https_port}"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.workdir / "pki" / "ca.crt"
+
+    def _tls(self) -> ssl.SSLContext:
+        import trustme
+
+        ca = trustme.CA(organization_name="kube emulator")
+        cert = ca.issue_cert(*SERVER_NAMES)
+        self.ca_pem = ca.cert_pem.bytes()
+        self.ca_path.parent.mkdir(parents=True, exist_ok=True)
+        self.ca_path.write_bytes(self.ca_pem)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        return ctx
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -71,11 +124,12 @@ class Emulator:
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      shutdown_timeout=2.0)  # fmt: skip
         await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = _listen(self.host, self.port)
         self.port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
+        tls_sock = _listen(self.host, 0)
+        self.https_port = tls_sock.getsockname()[1]
+        await web.SockSite(self._runner, tls_sock, ssl_context=self._tls()).start()
         self._controllers = [
             GarbageCollector(self.api),
             NamespaceController(self.api),
@@ -83,9 +137,12 @@ class Emulator:
         ]
         for controller in self._controllers:
             controller.start()
-        log.info("Kubernetes API emulator listening on %s", self.url)
+        log.info("Kubernetes API emulator listening on %s and %s", self.url, self.https_url)
 
-    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(self, path: Path, namespace: str = "default", tls: bool = False) -> Path:
+        """A kubeconfig for the admin user (``tls``: the HTTPS listener, CA embedded)."""
+        if tls:
+            return write_kubeconfig(path, self.https_url, namespace, self.ca_pem)
         return write_kubeconfig(path, self.url, namespace)
 
     async def stop(self) -> None:

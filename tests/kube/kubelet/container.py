@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
+from .images import ImagePullError
 from .podenv import ConfigError
 from .probes import probe_loop, probe_once
 
@@ -93,9 +94,17 @@ class ContainerRunner:
     async def run(self) -> int:
         """Run (and restart per policy); return the final exit code."""
         backoff = BACKOFF_START
+        pulls = 0
         while not self.stopping:
             try:
                 argv, self._env, self._cwd, self._rewrite = await self.ctx.process_spec(self.spec)
+            except ImagePullError as exc:
+                log.info("container %s image not available: %s", self.name, exc)
+                pulls += 1
+                why = "ErrImagePull" if pulls == 1 else "ImagePullBackOff"
+                self._set(state={"waiting": {"reason": why, "message": str(exc)}})
+                await asyncio.sleep(min(backoff * pulls, BACKOFF_MAX))
+                continue
             except ConfigError as exc:
                 log.info("container %s not startable yet: %s", self.name, exc)
                 reason = {"reason": "CreateContainerConfigError", "message": str(exc)}

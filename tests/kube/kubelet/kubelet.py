@@ -14,6 +14,7 @@ from .api import ApiError, Informer, RawApi
 from .container import now_iso
 from .endpoints import EndpointSliceController
 from .ipam import LoopbackPool
+from .mounts import MountNamespaces
 from .pod import PodWorker
 from .podenv import Resolver
 from .proxy import KubeProxy
@@ -21,6 +22,7 @@ from .proxy import KubeProxy
 log = logging.getLogger(__name__)
 
 NODE_NAME = "emulated-node"
+ROOT_CA = "kube-root-ca.crt"
 SYNC_TIMEOUT = 60.0
 # Host variables a process cannot run without (locale, venv); everything else
 # comes from the pod spec, as in a container.
@@ -35,13 +37,25 @@ def log_path(workdir: Path, namespace: str, pod: str, container: str) -> Path:
 class Kubelet:
     """A one-node kubelet + EndpointSlice controller + kube-proxy for the emulator."""
 
-    def __init__(self, api: RawApi, workdir: Path, node_name: str = NODE_NAME) -> None:
+    def __init__(
+        self,
+        api: RawApi,
+        workdir: Path,
+        node_name: str = NODE_NAME,
+        in_cluster_url: str = "",
+        ca_pem: bytes = b"",
+        simulated: bool = False,
+    ) -> None:
         self.api = api
+        self.ca_pem = ca_pem
+        self.simulated = simulated
+        self.mounts = MountNamespaces()
         self.workdir = Path(workdir)
         self.node_name = node_name
         self.pod_ips = LoopbackPool("127.1.0.0/16")
         self.workers: dict[tuple[str, str], PodWorker] = {}
-        url = urlparse(api.host)
+        # What pods get as KUBERNETES_SERVICE_HOST/PORT: the HTTPS listener if known.
+        url = urlparse(in_cluster_url or api.host)
         self.api_host = url.hostname or "127.0.0.1"
         self.api_port = url.port or (443 if url.scheme == "https" else 80)
         self.token = self._token()
@@ -81,9 +95,13 @@ class Kubelet:
         try:
             return await self.api.request("GET", f"/api/v1/namespaces/{ns}/{kind}/{name}")
         except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+            if exc.status != 404:
+                raise
+        if kind == "configmaps" and name == ROOT_CA and self.ca_pem:
+            # The emulator publishes no kube-root-ca.crt ConfigMaps (tests count
+            # namespaces' ConfigMaps); the node knows the cluster CA itself.
+            return {"data": {"ca.crt": self.ca_pem.decode()}}
+        return None
 
     async def resolver(self) -> Resolver:
         # A fresh list, not the watch cache: a Service created just before its
@@ -188,10 +206,23 @@ class Kubelet:
         await self.api.close()
 
 
-async def start_kubelet(kubeconfig: Path, workdir: Path) -> Kubelet:
-    """Start a kubelet for the API server in ``kubeconfig``; logs go under ``workdir``."""
+async def start_kubelet(
+    kubeconfig: Path,
+    workdir: Path,
+    *,
+    in_cluster_url: str = "",
+    ca_pem: bytes = b"",
+    simulated: bool = False,
+) -> Kubelet:
+    """Start a kubelet for the API server in ``kubeconfig``; logs go under ``workdir``.
+
+    ``in_cluster_url`` (an ``https://`` URL) and ``ca_pem`` are what pods get as
+    in-cluster config; ``simulated`` runs no processes (pods just become Ready).
+    """
     api = await RawApi.from_kubeconfig(Path(kubeconfig))
-    kubelet = Kubelet(api, Path(workdir))
+    kubelet = Kubelet(
+        api, Path(workdir), in_cluster_url=in_cluster_url, ca_pem=ca_pem, simulated=simulated
+    )
     try:
         await kubelet.start()
     except BaseException:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import images
 from .api import JSON_PATCH, ApiError
 from .container import ContainerRunner, now_iso
 from .podenv import (
@@ -91,17 +92,15 @@ class PodWorker:
 
         env = await build_env(view, container, base, fetch)
         mounts = mounts_for(container, self.dirs)
+        binds = [m for m in mounts if self.k.mounts.can_bind(m[0])]
+        mounts = [m for m in mounts if m not in binds]
         resolve: Resolver = await self.k.resolver()
 
         def rewrite(value: str) -> str:
             return rewrite_hosts(rewrite_path(value, mounts), self.ns, resolve)
 
-        words = [
-            expand_vars(w, env) for w in container.get("command", []) + container.get("args", [])
-        ]
+        words = [expand_vars(w, env) for w in images.argv(container)]
         final_env = {k: (v if base.get(k) == v else rewrite(v)) for k, v in env.items()}
-        if not words:
-            raise ConfigError("container has neither command nor args (images are not run)")
         cwd = container.get("workingDir")
         if cwd:
             mapped = rewrite_path(cwd, mounts)
@@ -109,7 +108,8 @@ class PodWorker:
         else:
             local = self.dir / "rootfs"
         await asyncio.to_thread(local.mkdir, parents=True, exist_ok=True)
-        return [rewrite(w) for w in words], final_env, str(local), rewrite
+        argv = self.k.mounts.wrap(binds, [rewrite(w) for w in words])
+        return argv, final_env, str(local), rewrite
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -168,7 +168,7 @@ class PodWorker:
         while True:
             try:
                 self.dirs = await materialise(
-                    self.pod, self.dir / "volumes", self.k.get_object, self.k.token
+                    self.pod, self.dir / "volumes", self.k.get_object, self._token
                 )
                 return
             except ConfigError as exc:
@@ -178,6 +178,30 @@ class PodWorker:
                     r.state = waiting
                 self.changed()
                 await asyncio.sleep(1)
+
+    async def _token(self, source: dict) -> str:
+        """A bound token for the pod's ServiceAccount (TokenRequest, as the kubelet does)."""
+        sa = self.pod["spec"].get("serviceAccountName") or "default"
+        spec: dict = {
+            "expirationSeconds": int(source.get("expirationSeconds") or 3607),
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": self.name,
+                "uid": self.uid,
+            },  # fmt: skip
+        }
+        if source.get("audience"):
+            spec["audiences"] = [source["audience"]]
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        path = f"/api/v1/namespaces/{self.ns}/serviceaccounts/{sa}/token"
+        try:
+            answer = await self.k.api.request("POST", path, body=body)
+        except ApiError as exc:
+            if exc.status in (404, 405):
+                return self.k.token  # an API server without TokenRequest
+            raise ConfigError(f"token for service account {self.ns}/{sa}: {exc}") from None
+        return str((answer.get("status") or {}).get("token", ""))
 
     async def _terminate(self) -> None:
         """Graceful deletion: SIGTERM, wait the (capped) grace period, remove the pod."""

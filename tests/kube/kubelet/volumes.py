@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .podenv import ConfigError, Fetch, field_ref
@@ -50,7 +51,11 @@ def _downward_files(pod: dict, items: list[dict], mode: int) -> Files:
     return out
 
 
-async def volume_files(pod: dict, volume: dict, fetch: Fetch, token: str) -> Files | None:
+# A projected serviceAccountToken source -> a token for the pod's ServiceAccount.
+TokenSource = Callable[[dict], Awaitable[str]]
+
+
+async def volume_files(pod: dict, volume: dict, fetch: Fetch, token: TokenSource) -> Files | None:
     """Files of one volume; None for an empty directory volume (emptyDir etc.)."""
     ns = pod["metadata"]["namespace"]
     if "secret" in volume:
@@ -72,7 +77,8 @@ async def volume_files(pod: dict, volume: dict, fetch: Fetch, token: str) -> Fil
             elif "downwardAPI" in src:
                 files += _downward_files(pod, src["downwardAPI"].get("items", []), mode)
             elif "serviceAccountToken" in src:
-                files.append((src["serviceAccountToken"]["path"], token.encode(), mode))
+                sat = src["serviceAccountToken"]
+                files.append((sat["path"], (await token(sat)).encode(), mode))
         return files
     # emptyDir, and anything host-bound (hostPath, PVCs) degrades to an empty dir.
     return None
@@ -87,7 +93,7 @@ def _write(root: Path, files: Files | None) -> None:
         os.chmod(path, mode)
 
 
-async def materialise(pod: dict, root: Path, fetch: Fetch, token: str) -> dict[str, Path]:
+async def materialise(pod: dict, root: Path, fetch: Fetch, token: TokenSource) -> dict[str, Path]:
     """Write every volume of the pod below ``root``; returns volume name -> dir."""
     dirs: dict[str, Path] = {}
     for volume in pod.get("spec", {}).get("volumes", []):
