@@ -59,7 +59,7 @@ class GatewayApp(Application):
     description = "Give JupyterHub users their own Dask clusters, proxied through Traefik."
     raise_config_file_errors = True
 
-    aliases = {
+    aliases: dict[Any, Any] = {
         "address": "GatewayApp.address",
         "backend": "GatewayApp.backend",
         "auth": "GatewayApp.authenticator",

@@ -47,9 +47,9 @@ def describe_error(exc: BaseException, config_file: str) -> str:
     return f"{type(exc).__name__}{where}: {message}" if message else f"{type(exc).__name__}{where}"
 
 
-def _classes(objects: list[Any]) -> dict[str, type]:
+def _classes(objects: list[Any]) -> dict[str, type[Configurable]]:
     """Config section name -> class, for every Configurable class the objects are."""
-    found: dict[str, type] = {}
+    found: dict[str, type[Configurable]] = {}
     for obj in objects:
         for cls in type(obj).mro():
             if isinstance(cls, type) and issubclass(cls, Configurable) and cls is not Configurable:
@@ -57,7 +57,7 @@ def _classes(objects: list[Any]) -> dict[str, type]:
     return found
 
 
-def unknown_traits(app: GatewayApp, extra: list[type]) -> tuple[list[str], list[str]]:
+def unknown_traits(app: GatewayApp, extra: list[type[Configurable]]) -> tuple[list[str], list[str]]:
     """(misspelt ``Section.trait`` names of classes in use, sections no class in use reads)."""
     assert app.auth is not None and app.gateway_backend is not None
     classes = _classes([app, app.auth, app.gateway_backend])
@@ -68,11 +68,12 @@ def unknown_traits(app: GatewayApp, extra: list[type]) -> tuple[list[str], list[
     bad: list[str] = []
     unused: list[str] = []
     for section, values in app.config.items():
-        cls = classes.get(section)
-        if cls is None:
+        found = classes.get(section)
+        if found is None:
             if section[:1].isupper():
                 unused.append(section)
             continue
+        cls = found
         names = set(cls.class_trait_names(config=True))
         # a section configures its subclasses too, so a trait of any class in use counts
         for other in classes.values():

@@ -27,7 +27,13 @@ from traitlets.config import Config
 from jhub_gateway import options as our_options
 from jhub_gateway.options import Options
 
-__all__ = ["UPSTREAM_CLASSES", "adapt_cluster_options", "translate", "upstream_modules"]
+__all__ = [
+    "UPSTREAM_CLASSES",
+    "KnownSettingsOptions",
+    "adapt_cluster_options",
+    "translate",
+    "upstream_modules",
+]
 
 log = logging.getLogger("jhub_gateway.hub_service")
 
@@ -66,7 +72,15 @@ def _shim_modules() -> dict[str, types.ModuleType]:
     opts = types.ModuleType("dask_gateway_server.options", "cluster options (jhub_gateway.options)")
     for name in ("Options", "Integer", "Float", "String", "Select", "Bool", "Mapping", "Field"):
         setattr(opts, name, getattr(our_options, name))
-    opts.__all__ = ["Options", "Integer", "Float", "String", "Select", "Bool", "Mapping"]
+    opts.__dict__["__all__"] = [
+        "Options",
+        "Integer",
+        "Float",
+        "String",
+        "Select",
+        "Bool",
+        "Mapping",
+    ]
     package.options = opts  # type: ignore[attr-defined]
     return {"dask_gateway_server": package, "dask_gateway_server.options": opts}
 
@@ -130,28 +144,41 @@ def translate(config: Config) -> list[str]:
     return dropped
 
 
+class KnownSettingsOptions(Options):
+    """Options whose handler output is cut to real cluster settings, as upstream does.
+
+    Upstream logs keys a handler returns that are not config fields and carries
+    on; failing would break configs that worked there. A typo stays visible in
+    the log.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        known: frozenset[str],
+        logger: logging.Logger | logging.LoggerAdapter,
+    ) -> None:
+        super().__init__(*options.fields, handler=options.handler)
+        self.known = known
+        self._log = logger
+
+    async def get_configuration(self, options: Mapping[str, Any], user: Any) -> dict[str, Any]:
+        result = await super().get_configuration(options, user)
+        unknown = sorted(set(result) - self.known)
+        if unknown:
+            self._log.warning(
+                "cluster options handler returned unknown settings, ignored: %s", unknown
+            )
+            result = {k: v for k, v in result.items() if k in self.known}
+        return result
+
+
 def _known_only(
     options: Options, known: frozenset[str], logger: logging.Logger | logging.LoggerAdapter
 ) -> Options:
-    """``options`` whose configuration drops (and logs) keys that are not settings."""
-    if getattr(options, "_jhub_known_keys", None) == known:
+    if isinstance(options, KnownSettingsOptions) and options.known == known:
         return options
-    original = options.get_configuration
-
-    async def get_configuration(validated: Mapping[str, Any], user: Any) -> dict[str, Any]:
-        result = await original(validated, user)
-        unknown = sorted(set(result) - known)
-        if unknown:
-            # upstream warns and carries on; a typo here should be visible, not fatal
-            logger.warning(
-                "cluster options handler returned unknown settings, ignored: %s", unknown
-            )
-            result = {k: v for k, v in result.items() if k in known}
-        return result
-
-    options.get_configuration = get_configuration  # type: ignore[method-assign]
-    options._jhub_known_keys = known  # type: ignore[attr-defined]
-    return options
+    return KnownSettingsOptions(options, known, logger)
 
 
 def adapt_cluster_options(
@@ -161,7 +188,7 @@ def adapt_cluster_options(
 ) -> Any:
     """Wrap ``Options`` (or a ``user -> Options`` function) so unknown handler keys warn."""
     logger = logger or log
-    known = frozenset(config_class.class_trait_names(config=True))
+    known = frozenset(config_class.class_trait_names(config=True))  # type: ignore[attr-defined]
     if isinstance(cluster_options, Options):
         return _known_only(cluster_options, known, logger)
     if not callable(cluster_options):

@@ -71,6 +71,8 @@ class KerberosAuthenticator(Authenticator):
     def _acquire(self) -> Any:
         import gssapi
 
+        if not os.path.isfile(self.keytab):
+            raise ValueError(f"KerberosAuthenticator.keytab {self.keytab!r} is not a file")
         name = None
         if self.hostname:
             name = gssapi.Name(
@@ -88,8 +90,6 @@ class KerberosAuthenticator(Authenticator):
             raise ValueError(
                 "Kerberos authentication needs the gssapi package: pip install 'jhub-gateway[kerberos]'"
             ) from None
-        if not os.path.isfile(self.keytab):
-            raise ValueError(f"KerberosAuthenticator.keytab {self.keytab!r} is not a file")
         self._credentials = await asyncio.to_thread(self._acquire)
 
     def _accept(self, token: bytes) -> tuple[str, str, bytes | None]:
