@@ -96,6 +96,8 @@ class LeaderElector:
     async def run(self, on_started_leading: Leading, on_stopped_leading: Callback | None = None
                   ) -> None:  # fmt: skip
         """Campaign, lead, and return when leadership ends (re-raising a leading failure)."""
+        if not self._stopping.is_set():
+            self._wake.clear()  # left set by a previous term's leading task; may run again
         try:
             if not await self._campaign():
                 return

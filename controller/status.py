@@ -1,8 +1,13 @@
-"""Pure helpers for DaskCluster status: conditions and change detection."""
+"""Pure helpers for DaskCluster status: conditions, change detection, the patch body."""
 
 from __future__ import annotations
 
 from typing import Any
+
+Obj = dict[str, Any]
+
+PENDING, RUNNING, STOPPING, STOPPED, FAILED = "Pending", "Running", "Stopping", "Stopped", "Failed"
+FINAL = (STOPPED, FAILED)
 
 
 def set_condition(
@@ -38,3 +43,39 @@ def status_changed(current: dict[str, Any] | None, desired: dict[str, Any]) -> b
     """True when a status patch would change anything (avoids no-op writes)."""
     current = current or {}
     return any(current.get(k) != v for k, v in desired.items())
+
+
+def phase_conditions(status: Obj, now: str, *, scaling: bool = False) -> list[Obj]:
+    """Ready / Progressing / Failed for the phase, reason and message in ``status``.
+
+    ``Progressing`` is True while the cluster moves towards what its spec asks
+    (starting, scaling, stopping) and False once it got there or gave up.
+    """
+    phase = status.get("phase") or PENDING
+    reason = str(status.get("reason") or phase)
+    message = str(status.get("message") or "")
+    conditions = list(status.get("conditions") or [])
+    ready = phase == RUNNING
+    failed = phase == FAILED
+    progressing = phase in (PENDING, STOPPING) or (ready and scaling)
+    if ready:
+        progress_reason = "ScalingWorkers" if scaling else "WorkersReady"
+    else:
+        progress_reason = reason
+    conditions = set_condition(conditions, "Ready", ready, reason, "" if ready else message, now)
+    conditions = set_condition(
+        conditions, "Progressing", progressing, progress_reason, "" if ready else message, now
+    )
+    return set_condition(
+        conditions, "Failed", failed, reason if failed else "NotFailed",
+        message if failed else "", now,
+    )  # fmt: skip
+
+
+def status_patch(current: Obj, desired: Obj) -> Obj:
+    """A merge patch turning ``current`` into ``desired`` (keys dropped become null)."""
+    patch: Obj = {k: v for k, v in desired.items() if current.get(k) != v}
+    for key in current:
+        if key not in desired:
+            patch[key] = None
+    return patch

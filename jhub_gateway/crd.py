@@ -18,6 +18,7 @@ from .names import is_valid_cluster_name
 
 __all__ = [
     "API_VERSION",
+    "APP_NAME",
     "CONFIG_FIELDS",
     "GROUP",
     "KIND",
@@ -25,6 +26,8 @@ __all__ = [
     "LABEL_COMPONENT",
     "LABEL_INSTANCE",
     "LABEL_NAME",
+    "LABEL_UPSTREAM_CLUSTER",
+    "LABEL_UPSTREAM_INSTANCE",
     "LABEL_USER",
     "PHASES",
     "PLURAL",
@@ -34,6 +37,7 @@ __all__ = [
     "cluster_object",
     "crd_manifest",
     "crd_yaml",
+    "instance_labels",
     "parse_public_name",
     "public_name",
 ]
@@ -51,6 +55,11 @@ LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_COMPONENT = "app.kubernetes.io/component"  # "dask-scheduler" | "dask-worker"
 LABEL_CLUSTER = f"{GROUP}/cluster"
 LABEL_USER = f"{GROUP}/user"  # safe_slug(username): user names need not be label values
+# Upstream dask-gateway's label keys and values, carried too so operators' NetworkPolicies,
+# dashboards and scripts written for upstream keep selecting our objects.
+APP_NAME = "dask-gateway"
+LABEL_UPSTREAM_INSTANCE = "gateway.dask.org/instance"
+LABEL_UPSTREAM_CLUSTER = "gateway.dask.org/cluster"
 
 PHASES = ("Pending", "Running", "Stopping", "Stopped", "Failed")
 
@@ -78,7 +87,24 @@ CONFIG_FIELDS: dict[str, str] = {
     "schedulerExtraContainerConfig": "scheduler_extra_container_config",
     "workerExtraPodConfig": "worker_extra_pod_config",
     "workerExtraContainerConfig": "worker_extra_container_config",
+    "schedulerExtraPodLabels": "scheduler_extra_pod_labels",
+    "schedulerExtraPodAnnotations": "scheduler_extra_pod_annotations",
+    "workerExtraPodLabels": "worker_extra_pod_labels",
+    "workerExtraPodAnnotations": "worker_extra_pod_annotations",
+    "clusterMaxWorkers": "cluster_max_workers",
+    "clusterMaxCores": "cluster_max_cores",
+    "clusterMaxMemory": "cluster_max_memory",
 }
+
+
+def instance_labels(instance: str) -> dict[str, str]:
+    """Labels that put an object under one gateway instance (Helm release).
+
+    The service puts them on every DaskCluster it creates; the controller of
+    that instance watches DaskClusters by ``gateway.dask.org/instance`` (as
+    upstream's does) and ignores all others.
+    """
+    return {LABEL_NAME: APP_NAME, LABEL_INSTANCE: instance, LABEL_UPSTREAM_INSTANCE: instance}
 
 
 def public_name(namespace: str, name: str) -> str:
@@ -121,6 +147,14 @@ def _free(description: str) -> dict[str, Any]:
         "type": "object",
         "description": description,
         "x-kubernetes-preserve-unknown-fields": True,
+    }
+
+
+def _strings(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {"type": "string"},
     }
 
 
@@ -179,6 +213,14 @@ def _config_schema() -> dict[str, Any]:
         "schedulerExtraContainerConfig": _free("Deep-merged into the scheduler container."),
         "workerExtraPodConfig": _free("Deep-merged into each worker PodSpec."),
         "workerExtraContainerConfig": _free("Deep-merged into each worker container."),
+        "schedulerExtraPodLabels": _strings("Extra labels of the scheduler pod."),
+        "schedulerExtraPodAnnotations": _strings("Extra annotations of the scheduler pod."),
+        "workerExtraPodLabels": _strings("Extra labels of each worker pod."),
+        "workerExtraPodAnnotations": _strings("Extra annotations of each worker pod."),
+        # Limits the service enforces on scale requests; kept here so every replica sees them.
+        "clusterMaxWorkers": _s("integer", "Most workers of this cluster.", minimum=0),
+        "clusterMaxCores": _cores("Most cores of this cluster, scheduler included."),
+        "clusterMaxMemory": _bytes("Most memory of this cluster in bytes, scheduler included."),
     }
     return _obj("Resources and policies the service resolved for this cluster.", props)
 

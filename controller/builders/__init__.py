@@ -6,6 +6,7 @@ kind; :mod:`.ownership` documents who owns what (everything: the DaskCluster).
 """
 
 from .labels import (
+    cluster_label_selector,
     cluster_labels,
     component_labels,
     instance_selector,
@@ -15,12 +16,15 @@ from .labels import (
     secret_name,
     selector_string,
     service_name,
+    shared_auth_name,
+    shared_strip_prefix_name,
     strip_prefix_name,
     worker_generate_name,
     worker_selector,
 )
 from .ownership import cluster_owner_reference, merge_json_objects, owner_reference
 from .routes import (
+    build_forward_auth_middleware,
     build_ingressroute,
     build_ingressroute_tcp,
     build_strip_prefix_middleware,
@@ -35,6 +39,7 @@ from .worker import build_worker_pod
 
 __all__ = [
     "ClusterSpec",
+    "build_forward_auth_middleware",
     "build_ingressroute",
     "build_ingressroute_tcp",
     "build_scheduler_pod",
@@ -42,6 +47,7 @@ __all__ = [
     "build_service",
     "build_strip_prefix_middleware",
     "build_worker_pod",
+    "cluster_label_selector",
     "cluster_labels",
     "cluster_owner_reference",
     "component_labels",
@@ -55,6 +61,8 @@ __all__ = [
     "secret_name",
     "selector_string",
     "service_name",
+    "shared_auth_name",
+    "shared_strip_prefix_name",
     "sni_name",
     "strip_prefix_name",
     "worker_generate_name",

@@ -8,11 +8,13 @@ user names go through :func:`jhub_gateway.names.safe_slug`.
 from __future__ import annotations
 
 from jhub_gateway.crd import (
+    APP_NAME,
     LABEL_CLUSTER,
     LABEL_COMPONENT,
-    LABEL_INSTANCE,
-    LABEL_NAME,
+    LABEL_UPSTREAM_CLUSTER,
+    LABEL_UPSTREAM_INSTANCE,
     LABEL_USER,
+    instance_labels,
 )
 from jhub_gateway.names import safe_slug
 
@@ -23,7 +25,9 @@ __all__ = [
     "SCHEDULER",
     "WORKER",
     "cluster_labels",
+    "cluster_label_selector",
     "component_labels",
+    "instance_label_selector",
     "instance_selector",
     "route_name",
     "scheduler_pod_name",
@@ -31,12 +35,13 @@ __all__ = [
     "secret_name",
     "selector_string",
     "service_name",
+    "shared_auth_name",
+    "shared_strip_prefix_name",
     "strip_prefix_name",
     "worker_generate_name",
     "worker_selector",
 ]
 
-APP_NAME = "jhub-gateway"
 SCHEDULER = "dask-scheduler"
 WORKER = "dask-worker"
 
@@ -66,9 +71,29 @@ def strip_prefix_name(name: str) -> str:
     return f"dask-{name}-strip-prefix"
 
 
+def shared_strip_prefix_name(instance: str) -> str:
+    """The one strip-prefix Middleware per namespace that every dashboard route uses."""
+    return f"{instance}-dashboard-strip-prefix"
+
+
+def shared_auth_name(instance: str) -> str:
+    """The one forward-auth Middleware per namespace that every dashboard route uses."""
+    return f"{instance}-dashboard-auth"
+
+
 def instance_selector(instance: str) -> dict[str, str]:
-    """Labels every object of one gateway instance carries (informer filter)."""
-    return {LABEL_NAME: APP_NAME, LABEL_INSTANCE: instance}
+    """Labels every object of one gateway instance carries (ours and upstream's)."""
+    return instance_labels(instance)
+
+
+def cluster_label_selector(instance: str, name: str) -> str:
+    """Selects every object of one cluster (both components), by upstream's keys."""
+    return f"{LABEL_UPSTREAM_CLUSTER}={name},{LABEL_UPSTREAM_INSTANCE}={instance}"
+
+
+def instance_label_selector(instance: str) -> str:
+    """The informers' filter: upstream's instance key, which every object we make carries."""
+    return f"{LABEL_UPSTREAM_INSTANCE}={instance}"
 
 
 def cluster_labels(spec: ClusterSpec) -> dict[str, str]:
@@ -76,6 +101,7 @@ def cluster_labels(spec: ClusterSpec) -> dict[str, str]:
     return {
         **instance_selector(spec.instance),
         LABEL_CLUSTER: spec.name,
+        LABEL_UPSTREAM_CLUSTER: spec.name,
         LABEL_USER: safe_slug(spec.username),
     }
 

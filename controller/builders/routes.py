@@ -1,17 +1,29 @@
-"""Traefik objects: dashboard IngressRoute, scheduler IngressRouteTCP, strip-prefix Middleware.
+"""Traefik objects: dashboard IngressRoute, scheduler IngressRouteTCP, shared Middlewares.
 
 - ``<prefix>/clusters/<ns>.<name>/`` -> Service port 8787, first through the
   dashboard forward-auth (which must see the full path to know the cluster),
-  then through this cluster's stripPrefix, so the dashboard sees ``/status``.
+  then through the strip-prefix, so the dashboard sees ``/status``.
 - TLS with SNI ``daskgateway-<ns>.<name>`` -> Service port 8786, passed through
   untouched: the client and scheduler authenticate each other end to end.
+
+The two Middlewares are the same for every cluster of a namespace (the strip
+is a regex over the cluster segment), so there is one of each per namespace
+and instance instead of two more objects to write per cluster. They belong to
+the instance, not to a cluster: no ownerReference, the instance labels only.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .labels import cluster_labels, route_name, service_name, strip_prefix_name
+from .labels import (
+    cluster_labels,
+    instance_selector,
+    route_name,
+    service_name,
+    shared_auth_name,
+    shared_strip_prefix_name,
+)
 from .ownership import object_meta
 from .scheduler import COMM_PORT, DASHBOARD_PORT
 from .spec import ClusterSpec
@@ -20,6 +32,7 @@ __all__ = [
     "TRAEFIK_API_VERSION",
     "build_ingressroute",
     "build_ingressroute_tcp",
+    "build_forward_auth_middleware",
     "build_strip_prefix_middleware",
     "dashboard_path",
     "sni_name",
@@ -48,21 +61,50 @@ def _traefik(kind: str, spec: ClusterSpec, name: str, body: dict[str, Any]) -> d
     }
 
 
-def build_strip_prefix_middleware(spec: ClusterSpec) -> dict[str, Any]:
-    # Without the trailing slash, so ``.../clusters/<name>`` also maps to ``/``.
-    prefix = dashboard_path(spec).rstrip("/")
-    body = {"stripPrefix": {"prefixes": [prefix]}}
-    return _traefik("Middleware", spec, strip_prefix_name(spec.name), body)
+def _instance_object(kind: str, instance: str, namespace: str, name: str, body: dict[str, Any]
+                     ) -> dict[str, Any]:  # fmt: skip
+    return {
+        "apiVersion": TRAEFIK_API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": instance_selector(instance)},
+        "spec": body,
+    }
+
+
+def build_strip_prefix_middleware(instance: str, namespace: str, route_prefix: str
+                                  ) -> dict[str, Any]:  # fmt: skip
+    """Strips ``<prefix>/clusters/<one segment>`` from every dashboard request."""
+    prefix = route_prefix.rstrip("/")
+    # Regex-quote the prefix; a cluster segment never contains "/".
+    quoted = "".join(f"\\{c}" if not c.isalnum() and c not in "/-_" else c for c in prefix)
+    body = {"stripPrefixRegex": {"regex": [f"^{quoted}/clusters/[^/]+"]}}
+    return _instance_object("Middleware", instance, namespace,
+                            shared_strip_prefix_name(instance), body)  # fmt: skip
+
+
+def build_forward_auth_middleware(instance: str, namespace: str, auth_url: str) -> dict[str, Any]:
+    """Asks the api service whether the request may see the dashboard (owner or admin)."""
+    body = {
+        "forwardAuth": {
+            "address": auth_url,
+            "authRequestHeaders": ["Authorization", "Cookie", "Accept"],
+        }
+    }
+    return _instance_object("Middleware", instance, namespace, shared_auth_name(instance), body)
 
 
 def build_ingressroute(spec: ClusterSpec) -> dict[str, Any]:
-    auth: dict[str, str] = {"name": spec.dashboard_auth_middleware}
-    if spec.dashboard_auth_middleware_namespace:
-        auth["namespace"] = spec.dashboard_auth_middleware_namespace
+    middlewares: list[dict[str, str]] = []
+    if spec.dashboard_auth_middleware:
+        auth = {"name": spec.dashboard_auth_middleware}
+        if spec.dashboard_auth_middleware_namespace:
+            auth["namespace"] = spec.dashboard_auth_middleware_namespace
+        middlewares.append(auth)
+    middlewares.append({"name": shared_strip_prefix_name(spec.instance)})
     route = {
         "kind": "Rule",
         "match": f"PathPrefix(`{dashboard_path(spec)}`)",
-        "middlewares": [auth, {"name": strip_prefix_name(spec.name)}],
+        "middlewares": middlewares,
         "services": [{"name": service_name(spec.name), "port": DASHBOARD_PORT}],
     }
     body = {"entryPoints": list(spec.web_entrypoints), "routes": [route]}

@@ -42,7 +42,7 @@ class ClusterSpec:
     api_url: str
     """Where schedulers send heartbeats, e.g. ``http://api-jhub-gateway.ns:8000/api``."""
     dashboard_auth_middleware: str
-    """Traefik forward-auth Middleware that admits only the owner (or an admin)."""
+    """Traefik forward-auth Middleware that admits only the owner (or an admin); "" = none."""
     image: str = "ghcr.io/dask/dask-gateway:latest"
     image_pull_policy: str = ""
     image_pull_secrets: tuple[str, ...] = ()

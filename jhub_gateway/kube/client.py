@@ -25,6 +25,8 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from jhub_gateway import crd
+
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
 }
 _JSON_TYPES = {200: "object", 201: "object", 202: "object"}
+_TEXT_TYPES = {200: "str"}
 RETRY_AFTER_MAX = 60.0  # never trust a server to park us longer than this per attempt
 
 
@@ -166,6 +169,10 @@ SECRETS = Resource("", "v1", "secrets")
 CONFIGMAPS = Resource("", "v1", "configmaps")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
+DASKCLUSTERS = Resource(crd.GROUP, crd.VERSION, crd.PLURAL)
+INGRESSROUTES = Resource("traefik.io", "v1alpha1", "ingressroutes")
+INGRESSROUTETCPS = Resource("traefik.io", "v1alpha1", "ingressroutetcps")
+MIDDLEWARES = Resource("traefik.io", "v1alpha1", "middlewares")
 
 
 # -- the client ----------------------------------------------------------------
@@ -226,8 +233,9 @@ class KubeClient:
         query: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-    ) -> Obj:
-        """One request with its JSON answer, retried on 429 after ``Retry-After``."""
+        text: bool = False,
+    ) -> Any:
+        """One request with its JSON (or text) answer, retried on 429 after ``Retry-After``."""
         attempt = 0
         while True:
             await self.limiter.acquire()
@@ -236,10 +244,13 @@ class KubeClient:
                     path,
                     method,
                     query_params=list((query or {}).items()),
-                    header_params={"Content-Type": content_type, "Accept": "application/json"},
+                    header_params={
+                        "Content-Type": content_type,
+                        "Accept": "text/plain" if text else "application/json",
+                    },
                     body=body,
                     auth_settings=["BearerToken"],
-                    response_types_map=_JSON_TYPES,
+                    response_types_map=_TEXT_TYPES if text else _JSON_TYPES,
                     _return_http_data_only=True,
                     _request_timeout=self.request_timeout,
                 )
@@ -349,6 +360,35 @@ class KubeClient:
         if resource_version is not None:
             options["preconditions"] = {"resourceVersion": resource_version}
         return await self._call("DELETE", resource.path(namespace, name), body=options)
+
+    async def delete_collection(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str,
+        propagation_policy: Literal["Background", "Foreground", "Orphan"] = "Background",
+    ) -> Obj:
+        """Delete every object matching ``label_selector`` in one request (never unselected)."""
+        if not label_selector:
+            raise ValueError("delete_collection needs a label selector")
+        options: Obj = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": propagation_policy,
+        }
+        query = _selectors(label_selector, None)
+        return await self._call("DELETE", resource.path(namespace), query=query, body=options)
+
+    async def pod_log(
+        self, name: str, namespace: str, *, tail_lines: int = 20, container: str | None = None
+    ) -> str:
+        """The last ``tail_lines`` lines a pod's container wrote (text, possibly empty)."""
+        query = {"tailLines": str(tail_lines)}
+        if container:
+            query["container"] = container
+        path = PODS.path(namespace, name, "log")
+        return str(await self._call("GET", path, query=query, text=True) or "")
 
     async def watch(
         self,

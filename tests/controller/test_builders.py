@@ -25,6 +25,7 @@ from kubernetes_asyncio import client, config
 from jhub_gateway import crd
 from jhub_gateway.controller.builders import (
     ClusterSpec,
+    build_forward_auth_middleware,
     build_ingressroute,
     build_ingressroute_tcp,
     build_scheduler_pod,
@@ -90,10 +91,15 @@ BUILDERS: dict[str, Callable[[ClusterSpec], dict[str, Any]]] = {
     "service": build_service,
     "ingressroute": build_ingressroute,
     "ingressroutetcp": build_ingressroute_tcp,
-    "middleware": build_strip_prefix_middleware,
+    "middleware": lambda spec: build_strip_prefix_middleware(
+        spec.instance, spec.namespace, spec.route_prefix
+    ),
+    "middleware-auth": lambda spec: build_forward_auth_middleware(
+        spec.instance, spec.namespace, "http://api-jhub-gateway.gateway:8000/api/v1/dashboard-auth"
+    ),
 }
 CORE = ("secret", "scheduler-pod", "worker-pod", "service")
-TRAEFIK = ("ingressroute", "ingressroutetcp", "middleware")
+TRAEFIK = ("ingressroute", "ingressroutetcp", "middleware", "middleware-auth")
 
 
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
@@ -217,7 +223,8 @@ def test_from_resource_maps_the_crd_config() -> None:
 def test_worker_selector_string_is_stable() -> None:
     assert selector_string(worker_selector("gw", "c1")) == (
         "app.kubernetes.io/component=dask-worker,app.kubernetes.io/instance=gw,"
-        "app.kubernetes.io/name=jhub-gateway,jhubgateway.dask.org/cluster=c1"
+        "app.kubernetes.io/name=dask-gateway,gateway.dask.org/instance=gw,"
+        "jhubgateway.dask.org/cluster=c1"
     )
 
 

@@ -66,6 +66,8 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
         spec.setdefault("revisionHistoryLimit", 10)
         if rt.plural == "deployments":
             spec.setdefault("progressDeadlineSeconds", 600)
+            if not spec.get("strategy"):
+                spec.pop("strategy", None)  # protobuf bodies carry an empty struct
             spec.setdefault(
                 "strategy",
                 {"type": "RollingUpdate",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from .resources import ALL_VERBS, Registry, ResourceType
@@ -88,93 +87,3 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
             "resources": resources}  # fmt: skip
-
-
-# -- OpenAPI v3 ---------------------------------------------------------------
-
-_PATCH_TYPES = (
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/strategic-merge-patch+json",
-    "application/apply-patch+yaml",
-)
-
-
-def _query(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
-
-
-def _ops(rt: ResourceType, action_kind: str) -> dict[str, Any]:
-    gvk = {"group": rt.group, "version": rt.version, "kind": action_kind}
-    ok = {"200": {"description": "OK"}}
-
-    def op(action: str, params: list[str], body_types: tuple[str, ...] = ()) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "operationId": f"{action}{rt.kind}",
-            "parameters": [_query(p) for p in params],
-            "responses": ok,
-            "x-kubernetes-action": action,
-            "x-kubernetes-group-version-kind": gvk,
-        }
-        if body_types:
-            schema = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
-            out["requestBody"] = {"content": {t: {"schema": schema} for t in body_types}}
-        return out
-
-    write = ["dryRun", "fieldManager", "fieldValidation"]
-    patch_types = (
-        _PATCH_TYPES if not rt.custom else tuple(t for t in _PATCH_TYPES if "strategic" not in t)
-    )
-    return {
-        "get": op("get", []),
-        "put": op("put", write, ("*/*",)),
-        "patch": op("patch", [*write, "force"], patch_types),
-        "delete": op("delete", ["dryRun", "gracePeriodSeconds", "propagationPolicy"]),
-    }
-
-
-def _schema_name(rt: ResourceType) -> str:
-    group = ".".join(reversed(rt.group.split("."))) if rt.group else "io.k8s.api.core"
-    return f"{group}.{rt.version}.{rt.kind}"
-
-
-def openapi_gv(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
-    types = registry.in_group_version(group, version)
-    if not types:
-        return None
-    prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
-    for rt in types:
-        base = (
-            f"{prefix}/namespaces/{{namespace}}/{rt.plural}"
-            if rt.namespaced
-            else (f"{prefix}/{rt.plural}")
-        )
-        paths[f"{base}/{{name}}"] = _ops(rt, rt.kind)
-        paths[base] = {"post": dict(_ops(rt, rt.kind)["put"], **{"x-kubernetes-action": "post"})}
-        if rt.custom:
-            # Built-in kinds get no schema: kubectl then uses its compiled-in types.
-            schema = dict(rt.schema or {"type": "object",
-                                        "x-kubernetes-preserve-unknown-fields": True})  # fmt: skip
-            schema["x-kubernetes-group-version-kind"] = [
-                {"group": rt.group, "version": rt.version, "kind": rt.kind}
-            ]
-            schemas[_schema_name(rt)] = schema
-    return {
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": VERSION["gitVersion"]},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
-
-
-def openapi_root(registry: Registry) -> dict[str, Any]:
-    paths = {}
-    for group, versions in registry.group_versions().items():
-        for version in versions:
-            key = f"apis/{group}/{version}" if group else f"api/{version}"
-            doc = json.dumps(openapi_gv(registry, group, version), sort_keys=True)
-            digest = hashlib.sha512(doc.encode()).hexdigest()[:64].upper()
-            paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={digest}"}
-    return {"paths": paths}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors
+from . import discovery, errors, openapi_docs, proto
 from .logs import serve_log
 from .resources import Registry, ResourceType
 from .tables import to_table, wants_table
@@ -28,12 +29,30 @@ def _json(body: Any, status: int = 200) -> web.Response:
     )
 
 
+def _raw_json(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1")
 
 
 def _strict(request: web.Request) -> bool:
     return request.query.get("fieldValidation", "") == "Strict"
+
+
+def _dry(api: Api, request: web.Request) -> contextlib.AbstractContextManager[None]:
+    """Around one synchronous verb only: nothing else runs while the store is dry."""
+    return api.store.dry_run(bool(request.query.getall("dryRun", [])))
+
+
+def _manager(request: web.Request) -> str:
+    """``fieldManager``, else what a real server derives: the User-Agent's first word."""
+    manager = request.query.get("fieldManager", "")
+    if manager:
+        return manager
+    agent = request.headers.get("User-Agent", "").split("/")[0].strip()
+    return agent or "unknown"
 
 
 class Router:
@@ -44,6 +63,7 @@ class Router:
         self.stopping = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        log.debug("request %s %s (%s)", request.method, request.path_qs, request.content_type)
         try:
             return await self._route(request)
         except errors.ApiError as exc:
@@ -58,8 +78,12 @@ class Router:
         raw = await request.read()
         if not raw:
             return {}
+        if request.content_type == proto.CONTENT_TYPE:
+            try:
+                return proto.decode(raw)
+            except proto.ProtobufError as exc:
+                raise errors.bad_request(f"error decoding protobuf request body: {exc}") from None
         if "protobuf" in request.content_type or "cbor" in request.content_type:
-            # Clients fall back to JSON when told the encoding is unsupported.
             raise errors.unsupported_media(
                 f"the body of the request was in an unknown format: {request.content_type}"
             )
@@ -73,7 +97,7 @@ class Router:
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if not parts:
-            return _json({"paths": ["/api", "/apis", "/version", "/openapi/v3"]})
+            return _json({"paths": ["/api", "/apis", "/version", "/openapi/v2", "/openapi/v3"]})
         head = parts[0]
         if parts == ["version"]:
             return _json(discovery.VERSION)
@@ -104,14 +128,18 @@ class Router:
         return doc
 
     def _openapi(self, parts: list[str]) -> web.Response:
+        if parts == ["v2"]:
+            return _raw_json(openapi_docs.openapi_v2(self.registry))
         if parts == ["v3"]:
-            return _json(discovery.openapi_root(self.registry))
+            return _json(openapi_docs.openapi_root(self.registry))
         if len(parts) >= 3 and parts[0] == "v3":
+            doc = None
             if parts[1] == "api" and len(parts) == 3:
-                return _json(self._or_404(discovery.openapi_gv(self.registry, "", parts[2])))
-            if parts[1] == "apis" and len(parts) == 4:
-                doc = discovery.openapi_gv(self.registry, parts[2], parts[3])
-                return _json(self._or_404(doc))
+                doc = openapi_docs.openapi_gv(self.registry, "", parts[2])
+            elif parts[1] == "apis" and len(parts) == 4:
+                doc = openapi_docs.openapi_gv(self.registry, parts[2], parts[3])
+            if doc is not None:
+                return _raw_json(doc)
         raise _NOT_FOUND
 
     async def _resource(
@@ -129,8 +157,9 @@ class Router:
         sub = rest[2] if len(rest) > 2 else None
         if name is not None and rt.namespaced and ns is None:
             raise _NOT_FOUND
-        if request.query.get("dryRun"):
-            raise errors.bad_request("dryRun is not supported by the emulator")
+        dry = request.query.getall("dryRun", [])
+        if any(d != "All" for d in dry):
+            raise errors.bad_request(f"unsupported dryRun value {dry!r}: only All is allowed")
         method = request.method
         if name is None:
             return await self._collection(request, rt, ns, method)
@@ -147,21 +176,31 @@ class Router:
         if method == "GET":
             if _truthy(q.get("watch")):
                 return await serve_watch(request, self.api, rt, ns, table)
-            listed = self.api.list(rt, ns, q.get("labelSelector"), q.get("fieldSelector"))
+            try:
+                limit = int(q.get("limit") or 0)
+            except ValueError:
+                raise errors.bad_request(f"invalid limit {q.get('limit')!r}") from None
+            listed = self.api.list(rt, ns, q.get("labelSelector"), q.get("fieldSelector"),
+                                   limit, q.get("continue", ""))  # fmt: skip
             if table:
                 rv = listed["metadata"]["resourceVersion"]
-                return _json(to_table(rt, listed["items"], rv, q.get("includeObject", "")))
+                doc = to_table(rt, listed["items"], rv, q.get("includeObject", ""))
+                doc["metadata"] = dict(listed["metadata"])
+                return _json(doc)
             return _json(listed)
         if method == "POST":
             if rt.namespaced and ns is None:
                 raise _NOT_FOUND
             body = await self._body(request)
-            return _json(self.api.create(rt, ns or "", body, _strict(request)), 201)
+            with _dry(self.api, request):
+                created = self.api.create(rt, ns or "", body, _strict(request), _manager(request))
+            return _json(created, 201)
         if method == "DELETE":
             opts = await self._delete_options(request)
-            deleted = self.api.delete_collection(
-                rt, ns, q.get("labelSelector"), q.get("fieldSelector"), opts
-            )
+            with _dry(self.api, request):
+                deleted = self.api.delete_collection(
+                    rt, ns, q.get("labelSelector"), q.get("fieldSelector"), opts
+                )
             return _json(deleted)
         raise errors.method_not_allowed()
 
@@ -189,11 +228,17 @@ class Router:
             return _json(obj)
         if method == "PUT":
             body = await self._body(request)
-            return _json(self.api.update(rt, ns, name, body, None, _strict(request)))
+            with _dry(self.api, request):
+                updated = self.api.update(
+                    rt, ns, name, body, None, _strict(request), _manager(request)
+                )
+            return _json(updated)
         if method == "PATCH":
             return _json(await self._patch(request, rt, ns, name, None))
         if method == "DELETE":
-            obj, removed = self.api.delete(rt, ns, name, await self._delete_options(request))
+            opts = await self._delete_options(request)
+            with _dry(self.api, request):
+                obj, removed = self.api.delete(rt, ns, name, opts)
             return _json(obj, 200 if removed else 202)
         raise errors.method_not_allowed()
 
@@ -202,7 +247,11 @@ class Router:
     ) -> dict[str, Any]:
         ctype = request.headers.get("Content-Type", "")
         raw = await request.read()
-        return self.api.patch(rt, ns, name, ctype, raw, sub, _strict(request))
+        apply = ctype.startswith("application/apply-patch")
+        manager = request.query.get("fieldManager", "") if apply else _manager(request)
+        force = _truthy(request.query.get("force"))
+        with _dry(self.api, request):
+            return self.api.patch(rt, ns, name, ctype, raw, sub, _strict(request), manager, force)
 
     async def _subresource(
         self, request: web.Request, rt: ResourceType, ns: str, name: str, sub: str, method: str
@@ -216,17 +265,22 @@ class Router:
         if sub == "binding":
             if method != "POST":
                 raise errors.method_not_allowed()
-            return _json(self.api.bind(ns, name, await self._body(request)), 201)
+            body = await self._body(request)
+            with _dry(self.api, request):
+                return _json(self.api.bind(ns, name, body), 201)
         if sub == "scale":
             if method == "GET":
                 return _json(self.api.get_scale(rt, self.api.must_get(rt, ns, name)))
             if method == "PUT":
-                return _json(self.api.update_scale(rt, ns, name, await self._body(request)))
+                body = await self._body(request)
+                with _dry(self.api, request):
+                    return _json(self.api.update_scale(rt, ns, name, body))
         if sub == "status" and method == "GET":
             return _json(self.api.get(rt, ns, name))
         if method == "PUT":
             body = await self._body(request)
-            return _json(self.api.update(rt, ns, name, body, sub, _strict(request)))
+            with _dry(self.api, request):
+                return _json(self.api.update(rt, ns, name, body, sub, _strict(request)))
         if method == "PATCH":
             return _json(await self._patch(request, rt, ns, name, sub))
         raise errors.method_not_allowed()

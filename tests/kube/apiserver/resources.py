@@ -117,6 +117,8 @@ class Registry:
         for rt in BUILTINS:
             self._types[(rt.group, rt.version, rt.plural)] = rt
         self._crds: dict[str, list[ResourceType]] = {}
+        # Bumped whenever the served types change (cached OpenAPI documents key on it).
+        self.revision = 0
 
     def get(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._types.get((group, version, plural))
@@ -144,6 +146,7 @@ class Registry:
 
     def register_crd(self, crd: dict[str, Any]) -> None:
         self.unregister_crd(crd["metadata"]["name"])
+        self.revision += 1
         spec = crd["spec"]
         names = spec["names"]
         served = [v for v in spec.get("versions", []) if v.get("served", True)]
@@ -175,6 +178,7 @@ class Registry:
 
     def unregister_crd(self, name: str) -> list[ResourceType]:
         types = self._crds.pop(name, [])
+        self.revision += 1
         for rt in types:
             self._types.pop((rt.group, rt.version, rt.plural), None)
         return types

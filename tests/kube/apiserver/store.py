@@ -8,6 +8,7 @@ older versions answer 410 Gone, like a compacted etcd.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,6 +50,16 @@ class Store:
         self._compacted: dict[StorageKey, int] = {}
         self._watchers: dict[StorageKey, set[Watcher]] = {}
         self.listeners: list[Callable[[StorageKey, Event], None]] = []
+        # dryRun=All: writes are computed and answered, but neither stored nor seen.
+        self.dry = False
+
+    @contextlib.contextmanager
+    def dry_run(self, enabled: bool = True) -> Iterator[None]:
+        previous, self.dry = self.dry, enabled or self.dry
+        try:
+            yield
+        finally:
+            self.dry = previous
 
     # -- reads -----------------------------------------------------------------
 
@@ -72,6 +83,10 @@ class Store:
 
     def put(self, key: StorageKey, obj: dict[str, Any]) -> dict[str, Any]:
         """Store ``obj`` (owned by the store from now on) under a new revision."""
+        if self.dry:
+            prev = self._data.get(key, {}).get(obj_key(obj))
+            obj["metadata"]["resourceVersion"] = prev["metadata"]["resourceVersion"] if prev else ""
+            return obj
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         bucket = self._data.setdefault(key, {})
@@ -83,6 +98,8 @@ class Store:
 
     def remove(self, key: StorageKey, obj: dict[str, Any]) -> dict[str, Any]:
         """Drop an object; the DELETED event carries it at the deletion revision."""
+        if self.dry:
+            return obj
         bucket = self._data.get(key, {})
         prev = bucket.pop(obj_key(obj), None)
         if prev is None:

@@ -7,6 +7,7 @@ Stored objects are never mutated in place: every write stores a fresh copy.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import random
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import errors
+from . import errors, openapi, ssa
 from .defaults import apply_defaults, initial_status, now, validate_builtin, validate_name
 from .patch import json_patch, merge_patch, strategic_merge
 from .resources import Registry, ResourceType
@@ -85,19 +86,28 @@ class Api(SubresourceVerbs):
                 f"unable to create new content in namespace {ns} because it is being terminated"
             )
 
-    def _admit(self, rt: ResourceType, obj: dict[str, Any], strict: bool) -> dict[str, Any]:
+    @staticmethod
+    def schema(rt: ResourceType) -> dict[str, Any] | None:
+        """The kind's OpenAPI schema: the CRD's, or the built-in definition."""
         if rt.custom:
-            removed: list[str] = []
+            return rt.schema
+        return openapi.schema_for(rt.group, rt.version, rt.kind)
+
+    def _admit(self, rt: ResourceType, obj: dict[str, Any], strict: bool) -> dict[str, Any]:
+        removed: list[str] = []
+        if rt.custom:
             obj, causes = admit(rt.schema, obj, removed)
-            if strict and removed:
-                # What fieldValidation=Strict (kubectl's default) answers for unknown fields.
-                raise errors.bad_request(
-                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                    + ", ".join(f'strict decoding error: unknown field "{r}"' for r in removed)
-                )
         else:
+            # A real server decodes into Go structs: unknown fields cannot survive.
+            obj = openapi.prune_unknown(self.schema(rt), obj, removed)
             apply_defaults(rt, obj)
             causes = validate_builtin(rt, obj)
+        if strict and removed:
+            # What fieldValidation=Strict (kubectl's default) answers for unknown fields.
+            raise errors.bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                + ", ".join(f'strict decoding error: unknown field "{r}"' for r in removed)
+            )
         if causes:
             raise errors.invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), causes)
         return obj
@@ -123,7 +133,15 @@ class Api(SubresourceVerbs):
 
     # -- create / read ---------------------------------------------------------
 
-    def create(self, rt: ResourceType, ns: str, body: Any, strict: bool = False) -> dict[str, Any]:
+    def create(
+        self,
+        rt: ResourceType,
+        ns: str,
+        body: Any,
+        strict: bool = False,
+        manager: str | None = None,
+        operation: str = "Update",
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
         obj = copy.deepcopy(body)
@@ -157,29 +175,48 @@ class Api(SubresourceVerbs):
         self._new_meta(obj)
         initial_status(rt, obj)
         obj = self._admit(rt, obj, strict)
+        if manager:
+            ssa.on_create(obj, body, manager, operation, self.schema(rt),
+                          "status" in rt.subresources)  # fmt: skip
         if rt.storage_key == CRD_KEY:
             self._crd_status(obj, None)
-            self.registry.register_crd(obj)
+            if not self.store.dry:
+                self.registry.register_crd(obj)
         return self.present(rt, self.store.put(rt.storage_key, obj))
 
     def get(self, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
         return self.present(rt, self.must_get(rt, ns, name))
 
     def list(
-        self, rt: ResourceType, ns: str | None, labels: str | None, fields: str | None
+        self,
+        rt: ResourceType,
+        ns: str | None,
+        labels: str | None,
+        fields: str | None,
+        limit: int = 0,
+        cont: str = "",
     ) -> dict[str, Any]:
+        """List in (namespace, name) order; ``limit``/``continue`` page through it."""
         lmatch, fmatch = label_matcher(labels), field_matcher(fields)
-        items = [
-            self.present(rt, o)
-            for o in self.store.items(rt.storage_key, ns)
+        rv, after = str(self.store.rv), None
+        if cont:
+            rv, after = _decode_continue(cont)
+        matched = [
+            o for o in self.store.items(rt.storage_key, ns)
             if lmatch(o) and fmatch(o)
-        ]
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+            and (after is None or _order(o) > after)
+        ]  # fmt: skip
+        matched.sort(key=_order)
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if limit > 0 and len(matched) > limit:
+            matched, rest = matched[:limit], len(matched) - limit
+            meta["continue"] = _encode_continue(rv, _order(matched[-1]))
+            meta["remainingItemCount"] = rest
         return {
             "kind": rt.list_kind,
             "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": str(self.store.rv)},
-            "items": items,
+            "metadata": meta,
+            "items": [self.present(rt, o) for o in matched],
         }
 
     # -- update / patch --------------------------------------------------------
@@ -192,6 +229,7 @@ class Api(SubresourceVerbs):
         body: Any,
         sub: str | None = None,
         strict: bool = False,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
@@ -201,7 +239,7 @@ class Api(SubresourceVerbs):
                 f"the name of the object ({body['metadata']['name']}) does not match the name "
                 f"on the URL ({name})"
             )
-        return self._commit(rt, old, copy.deepcopy(body), sub, strict)
+        return self._commit(rt, old, copy.deepcopy(body), sub, strict, manager)
 
     def _commit(
         self,
@@ -210,7 +248,15 @@ class Api(SubresourceVerbs):
         new: dict[str, Any],
         sub: str | None,
         strict: bool = False,
+        manager: str | None = None,
+        applied: bool = False,
     ) -> dict[str, Any]:
+        """Store ``new`` in place of ``old``.
+
+        ``manager`` (a non-apply write) takes ownership of what it changed;
+        ``applied`` means ``new`` already carries the managedFields of an apply.
+        Otherwise (controllers, subresources) managedFields stay as they were.
+        """
         om = old["metadata"]
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -229,7 +275,11 @@ class Api(SubresourceVerbs):
                     meta[key] = om[key]
                 else:
                     meta.pop(key, None)
-            meta.pop("managedFields", None)
+            if not applied:
+                if om.get("managedFields") is not None:
+                    meta["managedFields"] = om["managedFields"]
+                else:
+                    meta.pop("managedFields", None)
             new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
             if "status" in rt.subresources or rt.plural == "namespaces":
                 if "status" in old:
@@ -238,6 +288,8 @@ class Api(SubresourceVerbs):
                     new.pop("status", None)
         new["metadata"]["resourceVersion"] = om["resourceVersion"]
         new = self._admit(rt, new, strict)
+        if manager and sub is None and not applied:
+            ssa.on_update(old, new, manager, self.schema(rt), "status" in rt.subresources)
         if _spec_part(new) != _spec_part(old):
             new["metadata"]["generation"] = int(om.get("generation") or 1) + 1
         if rt.storage_key == CRD_KEY and sub != "status":
@@ -248,7 +300,7 @@ class Api(SubresourceVerbs):
             if not new["metadata"].get("deletionGracePeriodSeconds"):
                 return self._remove(rt, new)
         stored = self.store.put(rt.storage_key, new)
-        if rt.storage_key == CRD_KEY and not meta_deleting(stored):
+        if rt.storage_key == CRD_KEY and not meta_deleting(stored) and not self.store.dry:
             self.registry.register_crd(stored)
         return self.present(rt, stored)
 
@@ -261,23 +313,23 @@ class Api(SubresourceVerbs):
         raw: bytes,
         sub: str | None = None,
         strict: bool = False,
+        manager: str | None = None,
+        force: bool = False,
     ) -> dict[str, Any]:
         ctype = content_type.split(";")[0].strip()
         try:
             doc = yaml.safe_load(raw) if ctype == APPLY_PATCH else json.loads(raw or b"null")
         except (ValueError, yaml.YAMLError) as exc:
             raise errors.bad_request(f"error decoding patch: {exc}") from None
-        if ctype == APPLY_PATCH and self.store.get(rt.storage_key, ns, name) is None:
-            if sub:
-                raise errors.not_found(rt.qualified, name)
-            return self.create(rt, ns, doc, strict)
+        if ctype == APPLY_PATCH:
+            return self._apply(rt, ns, name, doc, sub, strict, manager, force)
         old = self.must_get(rt, ns, name)
         current = self.get_scale(rt, old) if sub == "scale" else old
         if ctype == JSON_PATCH:
             patched = json_patch(current, doc)
-        elif ctype == MERGE_PATCH or (ctype == APPLY_PATCH and rt.custom):
+        elif ctype == MERGE_PATCH:
             patched = merge_patch(current, doc)
-        elif ctype in (STRATEGIC_PATCH, APPLY_PATCH):
+        elif ctype == STRATEGIC_PATCH:
             if rt.custom and sub != "scale":
                 raise errors.unsupported_media(
                     "strategic merge patch is not supported for custom resources"
@@ -293,7 +345,44 @@ class Api(SubresourceVerbs):
             raise errors.bad_request("the name of the object does not match the URL")
         if sub == "scale":
             return self.update_scale(rt, ns, name, patched)
-        return self._commit(rt, old, patched, sub, strict)
+        return self._commit(rt, old, patched, sub, strict, manager)
+
+    def _apply(
+        self,
+        rt: ResourceType,
+        ns: str,
+        name: str,
+        doc: Any,
+        sub: str | None,
+        strict: bool,
+        manager: str | None,
+        force: bool,
+    ) -> dict[str, Any]:
+        """Server-side apply (``application/apply-patch+yaml``)."""
+        if not manager:
+            raise errors.bad_request(
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is '
+                "required for apply patch"
+            )
+        if not isinstance(doc, dict):
+            raise errors.bad_request("the apply configuration must be an object")
+        if not doc.get("apiVersion") or not doc.get("kind"):
+            raise errors.bad_request("apiVersion and kind must be set in an apply configuration")
+        if (doc.get("metadata") or {}).get("name", name) != name:
+            raise errors.bad_request("the name of the object does not match the URL")
+        old = self.store.get(rt.storage_key, ns, name)
+        if old is None:
+            if sub:
+                raise errors.not_found(rt.qualified, name)
+            body = dict(doc, metadata=dict(doc.get("metadata") or {}, name=name))
+            return self.create(rt, ns, body, strict, manager, "Apply")
+        if sub:
+            return self._commit(rt, old, merge_patch(old, doc), sub, strict)
+        new = ssa.apply(old, doc, manager, force, self.schema(rt), "status" in rt.subresources,
+                        rt.qualified)  # fmt: skip
+        rv = (doc.get("metadata") or {}).get("resourceVersion")
+        new["metadata"]["resourceVersion"] = rv or old["metadata"]["resourceVersion"]
+        return self._commit(rt, old, new, None, strict, applied=True)
 
     # -- delete ----------------------------------------------------------------
 
@@ -360,7 +449,7 @@ class Api(SubresourceVerbs):
 
     def _remove(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         gone = self.store.remove(rt.storage_key, obj)
-        if rt.storage_key == CRD_KEY:
+        if rt.storage_key == CRD_KEY and not self.store.dry:
             for crt in self.registry.unregister_crd(obj["metadata"]["name"])[:1]:
                 self.store.drop_all(crt.storage_key)
         return self.present(rt, gone)
@@ -383,6 +472,23 @@ class Api(SubresourceVerbs):
                 if exc.code != 404:
                     raise
         return dict(listed, items=items)
+
+
+def _order(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _encode_continue(rv: str, last: tuple[str, str]) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": list(last)})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return str(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise errors.bad_request(f"invalid continue token: {token!r}") from None
 
 
 def meta_deleting(obj: dict[str, Any]) -> bool:

@@ -1,0 +1,266 @@
+"""The controller's moving parts: informers -> work queue -> reconcile workers.
+
+Informers run on every replica, leader or not, so a standby that takes over
+has warm caches and starts reconciling at once. Only the leader (Lease
+election, :mod:`.leader`) reconciles and cleans up; each leadership term gets
+a fresh :class:`Reconciler` (expectations and written-status memory belong to
+one term) and begins by queueing every known cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jhub_gateway.crd import KIND
+from jhub_gateway.kube.client import (
+    DASKCLUSTERS,
+    INGRESSROUTES,
+    INGRESSROUTETCPS,
+    MIDDLEWARES,
+    PODS,
+    SECRETS,
+    SERVICES,
+    Conflict,
+    KubeClient,
+    KubeError,
+    NotFound,
+    Resource,
+    Unavailable,
+)
+from jhub_gateway.kube.informer import Informer
+
+from . import podstate
+from .builders.labels import instance_label_selector
+from .cache import (
+    INGRESSROUTE,
+    INGRESSROUTETCP,
+    MIDDLEWARE,
+    POD,
+    SECRET,
+    SERVICE,
+    ClusterCache,
+    Key,
+)
+from .expectations import Expectations
+from .leader import LeaderElector
+from .reconcile import Reconciler
+from .settings import ControllerSettings
+from .status import FINAL
+from .workqueue import QueueClosed, WorkQueue
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+KINDS: tuple[tuple[str, Resource], ...] = (
+    (KIND, DASKCLUSTERS),
+    (POD, PODS),
+    (SECRET, SECRETS),
+    (SERVICE, SERVICES),
+    (INGRESSROUTE, INGRESSROUTES),
+    (INGRESSROUTETCP, INGRESSROUTETCPS),
+    (MIDDLEWARE, MIDDLEWARES),
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    namespaces: tuple[str, ...] = ()
+    """Watched namespaces; empty = all (needs cluster-wide RBAC)."""
+    workers: int = 4
+    backoff_base: float = 0.1
+    backoff_max: float = 300.0
+    completed_max_age: float = 86400.0
+    cleanup_period: float = 600.0
+    watch_timeout: int = 300
+
+
+class Controller:
+    def __init__(
+        self,
+        client: KubeClient,
+        settings: ControllerSettings,
+        run: RunSettings,
+        *,
+        elector: LeaderElector | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.run_settings = run
+        self.elector = elector
+        self._clock = clock
+        self.cache = ClusterCache()
+        self.expectations = Expectations(settings.expectation_timeout)
+        self.informers: list[Informer] = []
+        self.queue: WorkQueue[Key] | None = None
+        self.reconciler: Reconciler | None = None
+        self.reconciles = 0
+        self._stopping = asyncio.Event()
+        selector = instance_label_selector(settings.instance)
+        for namespace in run.namespaces or (None,):
+            for kind, resource in KINDS:
+                informer = Informer(
+                    client, resource, namespace, selector, watch_timeout=run.watch_timeout
+                )
+                informer.add_handler(self._handler(kind))
+                self.informers.append(informer)
+
+    # -- events -> keys ------------------------------------------------------------
+
+    def _handler(self, kind: str) -> Callable[[str, Obj], None]:
+        def on_event(etype: str, obj: Obj) -> None:
+            key = self.cache.apply(kind, etype, obj)
+            self.expectations.observe(kind, etype, obj)
+            if self.queue is None:
+                return
+            if key is not None:
+                self.queue.put(key)
+            elif kind == MIDDLEWARE:
+                # A shared Middleware changed or vanished: any cluster of the namespace repairs it.
+                ns = str((obj.get("metadata") or {}).get("namespace") or "")
+                first = next((k for k in self.cache.clusters if k[0] == ns), None)
+                if first is not None:
+                    self.queue.put(first)
+
+        return on_event
+
+    # -- health ----------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        return all(i.has_synced for i in self.informers)
+
+    @property
+    def healthy(self) -> bool:
+        """Informers running (they retry API failures themselves, with backoff)."""
+        return not self._stopping.is_set() and all(i.running for i in self.informers)
+
+    @property
+    def leading(self) -> bool:
+        return self.queue is not None
+
+    # -- run ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.elector is not None:
+            self.elector.stop()
+        if self.queue is not None:
+            self.queue.close()
+
+    async def run(self) -> None:
+        """Sync informers, then lead (or wait to) until ``stop()``."""
+        for informer in self.informers:
+            informer.start()
+        try:
+            await asyncio.gather(*(i.synced() for i in self.informers))
+            log.info("informers synced: %d clusters, %d pods", len(self.cache.clusters),
+                     sum(len(self.cache.children(POD, k)) for k in self.cache.clusters))  # fmt: skip
+            while not self._stopping.is_set():
+                if self.elector is None:
+                    await self._lead()
+                else:
+                    await self.elector.run(self._lead)
+        finally:
+            await asyncio.gather(*(i.stop() for i in self.informers))
+
+    async def _lead(self) -> None:
+        kwargs = {"clock": self._clock} if self._clock else {}
+        self.expectations.clear()
+        self.reconciler = Reconciler(
+            self.client, self.cache, self.settings, expectations=self.expectations, **kwargs
+        )
+        queue: WorkQueue[Key] = WorkQueue(
+            backoff_base=self.run_settings.backoff_base, backoff_max=self.run_settings.backoff_max
+        )
+        self.queue = queue
+        for key in list(self.cache.clusters):
+            queue.put(key)
+        tasks = [
+            asyncio.create_task(self._work(queue, self.reconciler), name=f"reconcile-{i}")
+            for i in range(self.run_settings.workers)
+        ]
+        tasks.append(asyncio.create_task(self._cleanup_loop(), name="cleanup"))
+        stopper = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Leadership lost (cancelled) or stopping: no reconcile may outlive it.
+            queue.close()
+            self.queue = None
+            stopper.cancel()
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(stopper, *tasks, return_exceptions=True)
+        if self._stopping.is_set():
+            return
+        failed = next((t.exception() for t in tasks if not t.cancelled() and t.exception()), None)
+        if failed is not None:
+            raise failed
+
+    async def _work(self, queue: WorkQueue[Key], reconciler: Reconciler) -> None:
+        while True:
+            try:
+                key = await queue.get()
+            except QueueClosed:
+                return
+            try:
+                self.reconciles += 1
+                after = await reconciler.reconcile(key)
+            except Conflict:
+                queue.put_after(key, 0.2)  # re-read once the informer has the newer object
+            except Unavailable as exc:
+                delay = exc.retry_after if exc.retry_after else queue.put_backoff(key)
+                if exc.retry_after:
+                    queue.put_after(key, delay)
+                log.info("API unavailable reconciling %s/%s (%s); retry in %.1fs",
+                         key[0], key[1], exc.reason or exc.status, delay)  # fmt: skip
+            except KubeError as exc:
+                delay = queue.put_backoff(key)
+                log.warning("API error reconciling %s/%s: %s %s; retry in %.1fs",
+                            key[0], key[1], exc.status, exc.reason, delay)  # fmt: skip
+            except Exception:
+                delay = queue.put_backoff(key)
+                log.exception("reconcile of %s/%s failed; retry in %.1fs", key[0], key[1], delay)
+            else:
+                queue.reset_backoff(key)
+                if after is not None:
+                    queue.put_after(key, after)
+            finally:
+                queue.done(key)
+
+    # -- cleanup of finished clusters ----------------------------------------------------
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            await self.cleanup_once()
+            await asyncio.sleep(self.run_settings.cleanup_period)
+
+    async def cleanup_once(self) -> int:
+        """Delete DaskClusters that ended more than ``completed_max_age`` ago."""
+        now = self._clock() if self._clock else time.time()
+        deleted = 0
+        for (ns, name), cluster in list(self.cache.clusters.items()):
+            status = cluster.get("status") or {}
+            done = podstate.parse_time(status.get("completionTime"))
+            if status.get("phase") not in FINAL or done is None:
+                continue
+            if now - done < self.run_settings.completed_max_age:
+                continue
+            try:
+                await self.client.delete(DASKCLUSTERS, name, ns)
+                deleted += 1
+            except NotFound:
+                pass
+            except KubeError as exc:
+                log.warning("could not delete finished cluster %s/%s: %s", ns, name, exc.reason)
+        if deleted:
+            log.info("deleted %d finished clusters", deleted)
+        return deleted

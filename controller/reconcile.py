@@ -1,0 +1,369 @@
+"""Level-based reconcile of one DaskCluster: read the caches, converge, write status.
+
+Each call looks at the whole current state (never at the event that woke it),
+so running it twice changes nothing and a missed event is healed by the next
+one. The order of work, for an active cluster:
+
+1. the Secret (minted once), the namespace's shared dashboard Middlewares, the
+   scheduler Pod, its Service and the two Traefik routes (whatever is missing);
+2. the scheduler: exited -> ``Failed`` with its last log lines; not ready after
+   the start timeout -> ``Failed`` with the reason the Pod shows; ready ->
+   ``Running`` with the addresses of its pod IP;
+3. workers (:mod:`.workers`): finished ones deleted, missing ones created in
+   growing batches, surplus pending ones deleted;
+4. status, written through the status subresource only when it changed.
+
+``spec.active: false`` deletes the pods (``Stopping``) and ends ``Stopped``
+once none is left. ``Stopped`` and ``Failed`` are final. The Service, routes
+and Secret stay until the DaskCluster is deleted, when the garbage collector
+removes them with it (they are all owned by it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jhub_gateway.kube.client import (
+    DASKCLUSTERS,
+    INGRESSROUTES,
+    INGRESSROUTETCPS,
+    PODS,
+    SECRETS,
+    SERVICES,
+    AlreadyExists,
+    Invalid,
+    KubeError,
+    NotFound,
+    Resource,
+)
+
+from . import podstate
+from .builders import (
+    ClusterSpec,
+    build_ingressroute,
+    build_ingressroute_tcp,
+    build_scheduler_pod,
+    build_secret,
+    build_service,
+    scheduler_pod_name,
+    secret_name,
+    selector_string,
+    service_name,
+    worker_selector,
+)
+from .builders.labels import cluster_label_selector
+from .builders.scheduler import API_PORT, COMM_PORT, DASHBOARD_PORT
+from .cache import INGRESSROUTE, INGRESSROUTETCP, POD, SECRET, SERVICE, ClusterCache, Key
+from .expectations import Expectations
+from .middlewares import SharedMiddlewares
+from .protocols import ApiClient
+from .secrets import new_credentials
+from .settings import ControllerSettings
+from .status import FAILED, FINAL, PENDING, RUNNING, STOPPED, STOPPING, phase_conditions
+from .workers import reconcile_workers
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Context:
+    """One reconcile's view of one cluster and the status it is building."""
+
+    key: Key
+    cluster: Obj
+    status: Obj
+    now: float
+    requeue: float | None = None
+    cleanup: bool = False
+    scaling: bool = False
+    spec: ClusterSpec | None = field(default=None)
+
+    @property
+    def namespace(self) -> str:
+        return self.key[0]
+
+    @property
+    def name(self) -> str:
+        return self.key[1]
+
+    def requeue_in(self, seconds: float) -> None:
+        seconds = max(0.05, seconds)
+        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
+
+
+class Reconciler:
+    """Converges DaskClusters; one instance per leadership term (its memory is per term)."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        cache: ClusterCache,
+        settings: ControllerSettings,
+        *,
+        expectations: Expectations | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.settings = settings
+        self.expectations = expectations or Expectations(settings.expectation_timeout)
+        self.clock = clock
+        self.middlewares = SharedMiddlewares(client, cache, settings)
+        # The last status we wrote, by key: the informer may lag behind our own
+        # writes, and we are the only writer of status while we lead.
+        self._written: dict[Key, tuple[str, Obj]] = {}
+
+    # -- entry point --------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> float | None:
+        """Converge ``key``; returns seconds until it wants another look (None: on events)."""
+        cluster = self.cache.cluster(key)
+        if cluster is None:
+            # Deleted: the garbage collector removes the children it owned.
+            self.expectations.forget(key)
+            self._written.pop(key, None)
+            return None
+        meta = cluster.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return None
+        ctx = Context(key, cluster, self._current_status(key, cluster), self.clock())
+        await self._converge(ctx)
+        await self._write_status(ctx)
+        if ctx.cleanup:
+            await self._delete_pods(ctx)
+        expiry = self.expectations.next_expiry(key)
+        if expiry is not None:
+            ctx.requeue_in(expiry + 0.05)
+        return ctx.requeue
+
+    def _current_status(self, key: Key, cluster: Obj) -> Obj:
+        uid = str((cluster.get("metadata") or {}).get("uid") or "")
+        written = self._written.get(key)
+        if written is not None and written[0] == uid:
+            return dict(written[1])
+        return dict(cluster.get("status") or {})
+
+    # -- the phases ---------------------------------------------------------------
+
+    async def _converge(self, ctx: Context) -> None:
+        phase = ctx.status.get("phase") or PENDING
+        spec = ctx.cluster.get("spec") or {}
+        ctx.status.setdefault("startTime", podstate.format_time(ctx.now))
+        ctx.status["selector"] = selector_string(worker_selector(self.settings.instance, ctx.name))
+        if phase in FINAL:
+            ctx.cleanup = True
+            return
+        if spec.get("active", True) is False:
+            await self._stop(ctx)
+            return
+        try:
+            ctx.spec = ClusterSpec.from_resource(ctx.cluster, **self.settings.spec_settings())
+        except (KeyError, TypeError, ValueError) as exc:
+            self._fail(ctx, "InvalidSpec", f"the DaskCluster cannot be run: {exc}")
+            return
+        try:
+            await self._ensure_children(ctx, ctx.spec)
+            scheduler = await self._check_scheduler(ctx, phase)
+            if scheduler is not None:
+                await reconcile_workers(self, ctx, ctx.spec, scheduler)
+        except Invalid as exc:
+            # The API server refused what the config builds (e.g. bad extra pod config):
+            # retrying cannot help, so the cluster fails with the server's explanation.
+            self._fail(ctx, "InvalidConfig", f"the API server refused an object: {exc.message}")
+
+    async def _stop(self, ctx: Context) -> None:
+        remaining = self._live_pods(ctx)
+        if remaining or self.expectations.creates(ctx.key, POD):
+            self._set_phase(ctx, STOPPING, "StopRequested", "deleting the cluster's pods")
+            ctx.cleanup = True
+            return
+        if ctx.status.get("phase") != STOPPED:
+            self._set_phase(ctx, STOPPED, "Stopped", "the cluster was stopped")
+            ctx.status["completionTime"] = podstate.format_time(ctx.now)
+        self._clear_addresses(ctx)
+
+    def _fail(self, ctx: Context, reason: str, message: str) -> None:
+        log.info("cluster %s/%s failed: %s", ctx.namespace, ctx.name, reason)
+        self._set_phase(ctx, FAILED, reason, message)
+        ctx.status["completionTime"] = podstate.format_time(ctx.now)
+        self._clear_addresses(ctx)
+        ctx.cleanup = True
+        ctx.requeue = None
+
+    @staticmethod
+    def _set_phase(ctx: Context, phase: str, reason: str, message: str) -> None:
+        ctx.status.update(phase=phase, reason=reason, message=message)
+
+    @staticmethod
+    def _clear_addresses(ctx: Context) -> None:
+        for key in ("schedulerAddress", "dashboardAddress", "apiAddress"):
+            ctx.status.pop(key, None)
+        ctx.status["replicas"] = 0
+
+    # -- children -------------------------------------------------------------------
+
+    async def _create(self, ctx: Context, resource: Resource, kind: str, body: Obj) -> Obj | None:
+        """Create ``body`` unless the cache or an expectation says it exists already."""
+        name = body["metadata"].get("name")
+        if name and (
+            self.cache.child(kind, ctx.key, name) is not None
+            or name in self.expectations.creates(ctx.key, kind)
+        ):
+            return None
+        try:
+            created = await self.client.create(resource, body, ctx.namespace)
+        except AlreadyExists:
+            # Made by us before a restart and not in the cache yet: wait for the informer.
+            created = body
+        self.expectations.expect_create(ctx.key, kind, created["metadata"]["name"])
+        return created
+
+    async def _ensure_children(self, ctx: Context, spec: ClusterSpec) -> None:
+        ctx.status["credentials"] = secret_name(ctx.name)
+        ctx.status["schedulerPod"] = scheduler_pod_name(ctx.name)
+        ctx.status["service"] = service_name(ctx.name)
+        if self.cache.child(SECRET, ctx.key, secret_name(ctx.name)) is None:
+            creds = new_credentials(spec.public_name)
+            secret = build_secret(
+                spec, tls_cert=creds.tls_cert, tls_key=creds.tls_key, api_token=creds.api_token
+            )
+            # First, and alone: the scheduler Pod mounts it.
+            await self._create(ctx, SECRETS, SECRET, secret)
+        await self.middlewares.ensure(ctx.namespace)
+        # The scheduler Pod is made only while Pending: a Running cluster whose
+        # scheduler vanished has lost its workers' state and fails instead.
+        if (ctx.status.get("phase") or PENDING) == PENDING:
+            await self._create(ctx, PODS, POD, build_scheduler_pod(spec))
+        await self._create(ctx, SERVICES, SERVICE, build_service(spec))
+        await self._create(ctx, INGRESSROUTETCPS, INGRESSROUTETCP, build_ingressroute_tcp(spec))
+        await self._create(ctx, INGRESSROUTES, INGRESSROUTE, build_ingressroute(spec))
+
+    async def _check_scheduler(self, ctx: Context, phase: str) -> Obj | None:
+        """The scheduler Pod if it is ready (the cluster is then Running), else None."""
+        name = scheduler_pod_name(ctx.name)
+        pod = self.cache.child(POD, ctx.key, name)
+        if pod is None or podstate.is_terminating(pod):
+            if phase == RUNNING:
+                self._fail(ctx, "SchedulerDeleted", "the scheduler pod was deleted")
+            else:
+                self._check_start_timeout(ctx, None)
+            return None
+        if podstate.is_finished(pod):
+            code = podstate.exit_code(pod)
+            logs = await self._log_tail(ctx, name)
+            self._fail(ctx, "SchedulerExited",
+                       f"the scheduler exited with code {code}" + _with_logs(logs))  # fmt: skip
+            return None
+        if not podstate.is_ready(pod) or not podstate.pod_ip(pod):
+            if phase == RUNNING:
+                # Readiness lost after start: the Service stops routing; wait, don't fail.
+                return None
+            if self._check_start_timeout(ctx, pod):
+                reason, message = podstate.start_failure(pod)
+                logs = await self._log_tail(ctx, name)
+                self._fail(ctx, reason, f"scheduler: {message}" + _with_logs(logs))
+            return None
+        ip = podstate.pod_ip(pod)
+        if phase != RUNNING:
+            self._set_phase(ctx, RUNNING, "SchedulerReady", "")
+        ctx.status.update(
+            schedulerAddress=f"tls://{ip}:{COMM_PORT}",
+            dashboardAddress=f"http://{ip}:{DASHBOARD_PORT}",
+            apiAddress=f"http://{ip}:{API_PORT}",
+        )
+        return pod
+
+    def _check_start_timeout(self, ctx: Context, pod: Obj | None) -> bool:
+        """True when the scheduler is overdue; otherwise schedule a look at the deadline."""
+        created = podstate.parse_time((ctx.cluster.get("metadata") or {}).get("creationTimestamp"))
+        timeout = self._timeout(ctx, "schedulerStartTimeout", self.settings.scheduler_start_timeout)
+        if created is None:
+            created = ctx.now
+        left = created + timeout - ctx.now
+        if left <= 0:
+            if pod is None:
+                self._fail(ctx, "StartTimeout",
+                           f"no scheduler pod appeared within {timeout:g} s")  # fmt: skip
+            return True
+        self._set_phase(ctx, PENDING, "SchedulerStarting", "waiting for the scheduler pod")
+        ctx.requeue_in(left)
+        return False
+
+    @staticmethod
+    def _timeout(ctx: Context, key: str, default: float) -> float:
+        value = ((ctx.cluster.get("spec") or {}).get("config") or {}).get(key)
+        return float(value) if isinstance(value, (int, float)) and value > 0 else default
+
+    async def _log_tail(self, ctx: Context, pod: str) -> str:
+        try:
+            return await self.client.pod_log(
+                pod, ctx.namespace, tail_lines=self.settings.log_tail_lines
+            )
+        except KubeError as exc:
+            log.info("could not read the log of %s/%s: %s", ctx.namespace, pod, exc.reason)
+            return ""
+
+    # -- deleting pods ------------------------------------------------------------
+
+    def _live_pods(self, ctx: Context) -> dict[str, Obj]:
+        """The cluster's pods in the cache that are not already on their way out."""
+        gone = self.expectations.deletes(ctx.key, POD)
+        return {
+            n: p
+            for n, p in self.cache.children(POD, ctx.key).items()
+            if n not in gone and not podstate.is_terminating(p)
+        }
+
+    async def _delete_pods(self, ctx: Context) -> None:
+        """All of the cluster's pods, with one deletecollection by its labels."""
+        live = self._live_pods(ctx)
+        if not live and not self.expectations.creates(ctx.key, POD):
+            return
+        selector = cluster_label_selector(self.settings.instance, ctx.name)
+        await self.client.delete_collection(PODS, ctx.namespace, label_selector=selector)
+        for name in [*live, *self.expectations.creates(ctx.key, POD)]:
+            self.expectations.expect_delete(ctx.key, POD, name)
+
+    async def delete_pod(self, ctx: Context, name: str) -> None:
+        try:
+            await self.client.delete(PODS, name, ctx.namespace)
+        except NotFound:
+            pass
+        self.expectations.expect_delete(ctx.key, POD, name)
+
+    # -- status --------------------------------------------------------------------
+
+    async def _write_status(self, ctx: Context) -> None:
+        status = ctx.status
+        status.setdefault("phase", PENDING)
+        generation = (ctx.cluster.get("metadata") or {}).get("generation")
+        if generation is not None:
+            status["observedGeneration"] = int(generation)
+        now = podstate.format_time(ctx.now)
+        status["conditions"] = phase_conditions(status, now, scaling=ctx.scaling)
+        current = self._current_status(ctx.key, ctx.cluster)
+        if status == current:
+            return
+        patch = {k: v for k, v in status.items() if current.get(k) != v}
+        patch.update({k: None for k in current if k not in status})
+        try:
+            await self.client.patch_status(DASKCLUSTERS, ctx.name, {"status": patch},
+                                           ctx.namespace)  # fmt: skip
+        except NotFound:
+            return  # deleted meanwhile
+        uid = str((ctx.cluster.get("metadata") or {}).get("uid") or "")
+        self._written[ctx.key] = (uid, dict(status))
+
+    def forget_written(self) -> None:
+        self._written.clear()
+
+
+def _with_logs(logs: str) -> str:
+    logs = logs.rstrip()
+    return f"; last log lines:\n{logs}" if logs else ""

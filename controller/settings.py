@@ -1,0 +1,48 @@
+"""What the reconciler needs from the controller's configuration, frozen.
+
+:class:`~jhub_gateway.controller.app.ControllerApp` validates its traitlets and
+builds one of these; the reconciler and its tests never see traitlets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .builders.labels import shared_auth_name
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    instance: str
+    """Gateway instance (Helm release) name: which DaskClusters are ours."""
+    api_url: str
+    """Where schedulers send heartbeats, e.g. ``http://api-jhub-gateway.ns:8000/api``."""
+    dashboard_auth_url: str
+    """Traefik forward-auth target on the api service (``.../api/v1/dashboard-auth``)."""
+    web_entrypoints: tuple[str, ...] = ("web",)
+    tcp_entrypoints: tuple[str, ...] = ("tcp",)
+    route_prefix: str = ""
+    scheduler_cmd: tuple[str, ...] = ("dask", "scheduler")
+    worker_cmd: tuple[str, ...] = ("dask", "worker")
+    scheduler_start_timeout: float = 60.0
+    """Default when a DaskCluster's ``spec.config`` does not say (seconds)."""
+    worker_start_timeout: float = 60.0
+    log_tail_lines: int = 20
+    """Scheduler log lines kept in ``status.message`` when a cluster fails."""
+    expectation_timeout: float = 60.0
+    """How long a create/delete we issued may stay unseen by the informers before
+    we stop waiting for it (a lost watch event must not block a cluster forever)."""
+
+    def spec_settings(self) -> dict[str, Any]:
+        """The operator-owned :class:`ClusterSpec` fields (they win over ``spec.config``)."""
+        return {
+            "instance": self.instance,
+            "api_url": self.api_url,
+            "dashboard_auth_middleware": shared_auth_name(self.instance),
+            "web_entrypoints": self.web_entrypoints,
+            "tcp_entrypoints": self.tcp_entrypoints,
+            "route_prefix": self.route_prefix,
+            "scheduler_cmd": self.scheduler_cmd,
+            "worker_cmd": self.worker_cmd,
+        }

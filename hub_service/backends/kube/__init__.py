@@ -1,0 +1,1 @@
+"""The ``kubernetes`` backend: stateless, DaskCluster resources run by the controller."""
