@@ -73,11 +73,9 @@ def _resources(c: Any, backend: Mapping[str, Any]) -> None:
 def _backend(c: Any, settings: Mapping[str, Any], gateway: Mapping[str, Any]) -> None:
     backend = _get(gateway, "backend") or {}
     c.GatewayApp.backend = "kubernetes"
-    c.KubeBackend.gateway_instance = settings["fullname"]
-    prefix = str(gateway.get("prefix") or "/").rstrip("/")
-    c.KubeBackend.api_url = (
-        f"http://{settings['apiService']}.{settings['namespace']}:8000{prefix}/api"
-    )
+    # the controller of this release selects DaskClusters by this instance name
+    c.KubeBackend.instance = settings["fullname"]
+    c.KubeBackend.namespace = settings["namespace"]
     c.KubeClusterConfig.image = settings["backendImage"]
     if _get(backend, "image", "pullPolicy"):
         c.KubeClusterConfig.image_pull_policy = backend["image"]["pullPolicy"]
