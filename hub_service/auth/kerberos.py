@@ -100,12 +100,16 @@ class KerberosAuthenticator(Authenticator):
         try:
             context = gssapi.SecurityContext(creds=self._credentials, usage="accept")
             reply = context.step(token)
+            # python-gssapi raises a failed step's error lazily, from these attributes
+            complete = context.complete
+            principal = str(context.initiator_name) if complete else ""
+            target = str(context.target_name or "") if complete else ""
         except gssapi.exceptions.GSSError as exc:
-            # the GSS message (expired ticket, wrong key version...) helps the user; no secrets in it
+            # the GSS message (expired ticket, wrong key...) helps the user; no secret in it
             raise Unauthorized(f"Kerberos token rejected: {exc.gen_message()}") from None
-        if not context.complete:
+        if not complete:
             raise Unauthorized("Kerberos negotiation needs more than one round; not supported")
-        return str(context.initiator_name), str(context.target_name or ""), reply
+        return principal, target, reply
 
     async def authenticate(self, handler: RequestHandler) -> User:
         header = handler.request.headers.get("Authorization")
