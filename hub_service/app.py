@@ -19,7 +19,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Application, catch_config_error
 
-from jhub_gateway import __version__
+from jhub_gateway import __version__, redact
 from jhub_gateway.options import Options
 
 from . import check_config, upstream_compat
@@ -202,6 +202,14 @@ class GatewayApp(Application):
 
     @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
+        redact.install()
+        for variable in (
+            "JUPYTERHUB_API_TOKEN",
+            "JHUB_GATEWAY_COOKIE_SECRET",
+            "JHUB_GATEWAY_ENCRYPT_KEYS",
+        ):
+            for secret in os.environ.get(variable, "").split(";"):
+                redact.register_secret(secret.strip())
         super().initialize(argv)
         if self.generate_config:
             return
@@ -234,6 +242,11 @@ class GatewayApp(Application):
         self.clusters = ClusterService(self.gateway_backend, self.cluster_options, quotas)
 
     def _cookie_secret(self) -> bytes:
+        secret = self._read_cookie_secret()
+        redact.register_secret(secret.hex())
+        return secret
+
+    def _read_cookie_secret(self) -> bytes:
         if self.cookie_secret:
             return bytes.fromhex(self.cookie_secret)
         env = os.environ.get("JHUB_GATEWAY_COOKIE_SECRET")
@@ -254,7 +267,8 @@ class GatewayApp(Application):
         assert self.gateway_backend is not None
         # not ready until the backend has re-adopted clusters and published their routes
         checks = {"api": {"ok": True}, "startup": {"ok": self._started}}
-        checks.update(await self.gateway_backend.health())
+        assert self.clusters is not None
+        checks.update(await self.clusters.health())
         return checks
 
     def public_url(self) -> str:
@@ -265,7 +279,15 @@ class GatewayApp(Application):
         assert self.auth is not None and self.gateway_backend is not None
         await self.auth.setup()
         sessions = SessionCookies(self._cookie_secret(), self.session_max_age, path=self.prefix)
-        web_app = make_web_app(self, self.auth, sessions)
+        assert self.clusters is not None
+        web_app = make_web_app(
+            cluster_service=self.clusters,
+            health_checks=self.health_checks,
+            authenticator=self.auth,
+            sessions=sessions,
+            prefix=self.prefix,
+            max_body_bytes=self.max_body_bytes,
+        )
         host, port = _host_port(self.api_listen, "api_listen")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

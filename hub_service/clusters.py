@@ -1,13 +1,16 @@
 """Cluster operations as plain functions of (caller, request): no Tornado here.
 
-Handlers parse and authenticate, then call these; every rule about who may do
-what, with which options and within which limits, lives here.
+Handlers and pages parse and authenticate, then call these; they never reach the
+backend themselves. Every rule about who may do what, with which options and
+within which limits, lives here, so every backend and every page gets the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,14 +20,16 @@ from jhub_gateway.models import Cluster, ClusterStatus, User
 from jhub_gateway.names import is_valid_cluster_name
 from jhub_gateway.options import Options, OptionsError, resolve_options
 
+from .admission import Admission
 from .backends.base import Backend
-from .errors import Conflict, Forbidden, InvalidOptions, NotFound, QuotaExceeded
-from .quotas import Limits, Usage, UserQuotas, cluster_footprint, usage_of, workers_allowed
+from .errors import Conflict, Forbidden, InvalidOptions, NotFound, Unauthorized
+from .quotas import Limits, Usage, UserQuotas
 from .scheduler_comm import send_to_scheduler
 
 log = logging.getLogger("jhub_gateway.hub_service")
 
-ACTIVE = {ClusterStatus.PENDING, ClusterStatus.RUNNING}
+ACTIVE = frozenset({ClusterStatus.PENDING, ClusterStatus.RUNNING})
+UNBOUNDED = 2**31 - 1
 
 
 @dataclass
@@ -38,18 +43,24 @@ class ScaleResult:
 
 class ClusterService:
     def __init__(self, backend: Backend, cluster_options: Any, quotas: UserQuotas) -> None:
-        self.backend = backend
+        self._backend = backend
         self.cluster_options = cluster_options
-        self.quotas = quotas
-        # Quota checks and the changes they allow happen under the owner's lock, so
-        # concurrent requests cannot all pass the same check (one replica's view).
-        self._user_locks: dict[str, asyncio.Lock] = {}
+        self.admission = Admission(
+            quotas,
+            active_clusters=lambda username: backend.list_clusters(username, set(ACTIVE)),
+            config_of=backend.cluster_config,
+        )
+        # Requests that change one cluster's scale reach its scheduler in order; other
+        # clusters (and the owner's quota lock) are not held up while one waits.
+        self._cluster_locks: dict[str, asyncio.Lock] = {}
 
-    def _lock(self, username: str) -> asyncio.Lock:
-        lock = self._user_locks.get(username)
+    def _cluster_lock(self, name: str) -> asyncio.Lock:
+        lock = self._cluster_locks.get(name)
         if lock is None:
-            lock = self._user_locks[username] = asyncio.Lock()
+            lock = self._cluster_locks[name] = asyncio.Lock()
         return lock
+
+    # -- reading -----------------------------------------------------------------------------
 
     async def options_for(self, user: User) -> Options:
         try:
@@ -59,16 +70,59 @@ class ClusterService:
 
     def lookup(self, user: User, name: str) -> Cluster:
         """The named cluster if ``user`` may see it: 404 if unknown, 403 if another user's."""
-        cluster = self.backend.get_cluster(name) if is_valid_cluster_name(name) else None
+        cluster = self._backend.get_cluster(name) if is_valid_cluster_name(name) else None
         if cluster is None:
             raise NotFound(f"no cluster named {name!r}", reason="cluster_not_found")
         if not user.may_access(cluster.username):
             raise Forbidden(f"cluster {name!r} belongs to another user", reason="not_owner")
         return cluster
 
-    def limits_and_usage(self, user: User, exclude: str | None = None) -> tuple[Limits, Usage]:
-        clusters = [c for c in self.backend.list_clusters(user.name, ACTIVE) if c.name != exclude]
-        return self.quotas.limits_for(user), usage_of(clusters)
+    def list_for(self, user: User, statuses: set[ClusterStatus] | None = None) -> list[Cluster]:
+        """The caller's own clusters (admins too see only theirs here)."""
+        return self._backend.list_clusters(user.name, set(ACTIVE) if statuses is None else statuses)
+
+    def list_all(
+        self,
+        admin: User,
+        statuses: set[ClusterStatus] | None = None,
+        username: str | None = None,
+    ) -> list[Cluster]:
+        """Every user's clusters (or one user's), for hub admins only."""
+        if not admin.admin:
+            raise Forbidden(
+                "only hub admins may list every user's clusters", reason="admin_required"
+            )
+        return self._backend.list_clusters(username, set(ACTIVE) if statuses is None else statuses)
+
+    async def wait_while_pending(self, user: User, name: str, timeout: float) -> Cluster:
+        """The cluster once it left PENDING, or as it is after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        cluster = self.lookup(user, name)
+        while cluster.status == ClusterStatus.PENDING:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._backend.wait_for_change(name, left)
+            cluster = self.lookup(user, name)
+        return cluster
+
+    async def wait_for_change(self, user: User, name: str, timeout: float) -> Cluster:
+        """The cluster after its next change (or ``timeout``): what live pages wait on."""
+        self.lookup(user, name)
+        await self._backend.wait_for_change(name, timeout)
+        return self.lookup(user, name)
+
+    def usage(self, user: User) -> tuple[Limits, Usage]:
+        return self.admission.usage(user)
+
+    def authorize_dashboard(self, user: User, name: str) -> Cluster:
+        """Forward-auth: the owner or an admin may see a cluster's dashboard."""
+        return self.lookup(user, name)
+
+    async def health(self) -> dict[str, dict]:
+        return await self._backend.health()
+
+    # -- changing ----------------------------------------------------------------------------
 
     async def create(self, user: User, body: dict[str, Any]) -> Cluster:
         requested = body.get("cluster_options", {})
@@ -81,33 +135,50 @@ class ClusterService:
         except OptionsError as exc:
             raise InvalidOptions(str(exc)) from None
         try:
-            config = self.backend.cluster_config_class(parent=self.backend, **overrides)
+            config = self._backend.cluster_config_class(parent=self._backend, **overrides)
         except (TraitError, ValueError, TypeError) as exc:
             raise InvalidOptions(f"invalid cluster configuration: {exc}") from None
-        async with self._lock(user.name):
-            limits, usage = self.limits_and_usage(user)
-            if limits.clusters is not None and usage.clusters >= limits.clusters:
-                raise QuotaExceeded(
-                    f"you already have {usage.clusters} active cluster(s), the most allowed is "
-                    f"{limits.clusters}; stop one first"
-                )
-            probe = Cluster(name="-", username=user.name, config=config.to_dict())
-            if workers_allowed(limits, usage, probe, 0) < 0 or _over(limits, usage, probe):
-                raise QuotaExceeded(
-                    "starting another scheduler would exceed your core or memory quota"
-                )
-            cluster = await self.backend.start_cluster(user, validated, config)
+        async with self.admission.admit_cluster(user, config):
+            cluster = await self._backend.start_cluster(user, validated, config)
         log.info("cluster %s created for %s", cluster.name, user.name)
         return cluster
 
     async def stop(self, user: User, name: str) -> None:
-        cluster = self.backend.get_cluster(name) if is_valid_cluster_name(name) else None
+        cluster = self._backend.get_cluster(name) if is_valid_cluster_name(name) else None
         if cluster is None:
             return  # upstream semantics: deleting an unknown cluster is a no-op 204
         if not user.may_access(cluster.username):
             raise Forbidden(f"cluster {name!r} belongs to another user", reason="not_owner")
         who = "owner" if user.name == cluster.username else f"admin {user.name}"
-        await self.backend.stop_cluster(name, reason="StopRequested", message=f"stopped by {who}")
+        await self._backend.stop_cluster(name, reason="StopRequested", message=f"stopped by {who}")
+
+    async def stop_all_of(self, admin: User, username: str) -> int:
+        """Stop every active cluster of ``username``; returns how many were asked to stop."""
+        clusters = self.list_all(admin, set(ACTIVE), username=username)
+        await asyncio.gather(*(self.stop(admin, c.name) for c in clusters))
+        return len(clusters)
+
+    def scheduler_of(self, name: str, token: str | None) -> Cluster | None:
+        """The cluster if ``token`` is its own (the request comes from its scheduler)."""
+        cluster = self._backend.get_cluster(name) if is_valid_cluster_name(name) else None
+        if cluster is None or token is None or not _token_matches(cluster.token, token):
+            return None
+        return cluster
+
+    def authenticate_scheduler(self, name: str, token: str | None) -> Cluster:
+        """Like :meth:`scheduler_of`, but 401 for anyone else."""
+        cluster = self.scheduler_of(name, token)
+        if cluster is None:
+            raise Unauthorized("this request needs the cluster's own token")
+        return cluster
+
+    async def stop_by_scheduler(self, cluster: Cluster) -> None:
+        """The scheduler's own stop request (its idle timeout)."""
+        await self._backend.stop_cluster(
+            cluster.name,
+            reason="StoppedByScheduler",
+            message="the scheduler asked to stop (idle timeout)",
+        )
 
     def _running(self, user: User, name: str) -> Cluster:
         cluster = self.lookup(user, name)
@@ -117,86 +188,87 @@ class ClusterService:
             )
         return cluster
 
-    def _clamp(self, user: User, cluster: Cluster, count: int) -> tuple[int, str | None]:
-        max_workers = self.backend.cluster_config(cluster).max_workers()
-        msg = None
-        if max_workers is not None and count > max_workers:
-            msg = f"Scale request of {count} workers would exceed this cluster's limit, scaled to {max_workers} instead"
-            count = max_workers
-        limits, others = self.limits_and_usage(user=_owner(cluster, user), exclude=cluster.name)
-        allowed = workers_allowed(limits, others, cluster, count)
-        if allowed < count:
-            msg = f"Scale request of {count} workers would exceed your quota, scaled to {allowed} instead"
-            count = allowed
-        return count, msg
-
     async def scale(self, user: User, name: str, count: Any) -> ScaleResult:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidOptions(f"count must be a non-negative integer, got {count!r}")
         cluster = self._running(user, name)
-        async with self._lock(cluster.username):
-            count, msg = self._clamp(user, cluster, count)
-            await send_to_scheduler(cluster.api_address, cluster, {"op": "scale", "count": count})
-            await self.backend.request_workers(name, count)
+        owner = _owner(cluster, user)
+        async with self._cluster_lock(name):
+            async with self.admission.reserve_workers(owner, cluster, count) as (count, msg):
+                await send_to_scheduler(
+                    cluster.api_address, cluster, {"op": "scale", "count": count}
+                )
+                await self._backend.request_workers(name, count)
         return ScaleResult(ok=msg is None, msg=msg)
 
     async def heartbeat(self, cluster: Cluster, body: dict[str, Any]) -> None:
         """Apply a scheduler heartbeat, its worker count bound by the cluster's and owner's limits.
 
-        The heartbeat comes from code the user controls, so its count is a request.
+        The heartbeat comes from code the user controls (see authenticate_scheduler):
+        its count is a request, and the backend checks the addresses it reports.
         """
-        async with self._lock(cluster.username):
-            owner = User(name=cluster.username, groups=cluster.owner_groups)
-            count, _ = self._clamp(owner, cluster, body.get("count", 0))
-            await self.backend.on_heartbeat(cluster.name, {**body, "count": count})
+        name = cluster.name
+        if cluster.status.is_terminal:
+            raise NotFound(f"cluster {name!r} is {cluster.status.name}", reason="cluster_stopped")
+        owner = User(name=cluster.username, groups=cluster.owner_groups)
+        async with self.admission.reserve_workers(owner, cluster, body.get("count", 0)) as (
+            count,
+            _,
+        ):
+            await self._backend.on_heartbeat(name, {**body, "count": count})
 
     async def adapt(self, user: User, name: str, body: dict[str, Any]) -> ScaleResult:
-        unknown = set(body) - {"minimum", "maximum", "active"}
-        if unknown:
-            raise InvalidOptions(
-                f"unknown adapt fields: {sorted(unknown)}; expected minimum, maximum, active"
-            )
-        minimum, maximum, active = (
-            body.get("minimum"),
-            body.get("maximum"),
-            body.get("active", True),
-        )
-        for label, value in (("minimum", minimum), ("maximum", maximum)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 0
-            ):
-                raise InvalidOptions(
-                    f"{label} must be a non-negative integer or null, got {value!r}"
-                )
-        if not isinstance(active, bool):
-            raise InvalidOptions(f"active must be true or false, got {active!r}")
-        if minimum is not None and maximum is not None and minimum > maximum:
-            raise InvalidOptions(f"minimum ({minimum}) must not exceed maximum ({maximum})")
+        minimum, maximum, active = _parse_adapt(body)
         cluster = self._running(user, name)
+        owner = _owner(cluster, user)
         msgs = []
         if maximum is None:
             # "no upper bound" still means within this cluster's and the owner's limits
-            limit, _ = self._clamp(user, cluster, 2**31 - 1)
-            maximum = None if limit == 2**31 - 1 else limit
+            limit, _ = await self.admission.clamp(owner, cluster, UNBOUNDED)
+            maximum = None if limit == UNBOUNDED else limit
         else:
-            maximum, msg = self._clamp(user, cluster, maximum)
+            maximum, msg = await self.admission.clamp(owner, cluster, maximum)
             msgs.append(msg)
         if minimum is not None:
-            minimum, msg = self._clamp(user, cluster, minimum)
+            minimum, msg = await self.admission.clamp(owner, cluster, minimum)
             msgs.append(msg)
-        await send_to_scheduler(
-            cluster.api_address,
-            cluster,
-            {"op": "adapt", "minimum": minimum, "maximum": maximum, "active": active},
-        )
+        async with self._cluster_lock(name):
+            await send_to_scheduler(
+                cluster.api_address,
+                cluster,
+                {"op": "adapt", "minimum": minimum, "maximum": maximum, "active": active},
+            )
         msg = next((m for m in msgs if m), None)
         return ScaleResult(ok=msg is None, msg=msg)
 
+    def forget(self, name: str) -> None:
+        """Drop per-cluster bookkeeping of a purged cluster."""
+        self._cluster_locks.pop(name, None)
 
-def _over(limits: Limits, usage: Usage, probe: Cluster) -> bool:
-    cores, memory = cluster_footprint(probe, 0)
-    return (limits.cores is not None and usage.cores + cores > limits.cores) or (
-        limits.memory is not None and usage.memory + memory > limits.memory
+
+def _parse_adapt(body: dict[str, Any]) -> tuple[int | None, int | None, bool]:
+    unknown = set(body) - {"minimum", "maximum", "active"}
+    if unknown:
+        raise InvalidOptions(
+            f"unknown adapt fields: {sorted(unknown)}; expected minimum, maximum, active"
+        )
+    minimum, maximum, active = body.get("minimum"), body.get("maximum"), body.get("active", True)
+    for label, value in (("minimum", minimum), ("maximum", maximum)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise InvalidOptions(f"{label} must be a non-negative integer or null, got {value!r}")
+    if not isinstance(active, bool):
+        raise InvalidOptions(f"active must be true or false, got {active!r}")
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise InvalidOptions(f"minimum ({minimum}) must not exceed maximum ({maximum})")
+    return minimum, maximum, active
+
+
+def _token_matches(cluster_token: str, presented: str) -> bool:
+    # bytes, so that a non-ASCII header is a mismatch rather than a TypeError
+    return bool(cluster_token) and hmac.compare_digest(
+        cluster_token.encode(), presented.encode("utf-8", "surrogateescape")
     )
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from traitlets import Dict, Float, Integer, TraitError, Unicode, Union, validate
 from traitlets.config import Configurable
 
-from jhub_gateway.models import Cluster, User
+from jhub_gateway.models import User
 
-from .cluster_config import parse_memory
+from .cluster_config import ClusterConfig, parse_memory
 
 
 @dataclass(frozen=True)
@@ -134,38 +134,53 @@ class Usage:
         }
 
 
-def cluster_footprint(cluster: Cluster, workers: int) -> tuple[float, int]:
-    """Cores and bytes a cluster uses with ``workers`` workers."""
-    cfg = cluster.config
-    cores = float(cfg.get("scheduler_cores", 1)) + workers * float(cfg.get("worker_cores", 1))
-    memory = parse_memory(cfg.get("scheduler_memory", "2 G")) + workers * parse_memory(
-        cfg.get("worker_memory", "2 G")
+@dataclass(frozen=True)
+class Footprint:
+    """What one cluster holds: its scheduler plus ``workers`` workers."""
+
+    scheduler_cores: float
+    scheduler_memory: int
+    worker_cores: float
+    worker_memory: int
+    workers: int
+
+    @classmethod
+    def of(cls, config: ClusterConfig, workers: int) -> Footprint:
+        return cls(
+            scheduler_cores=float(config.scheduler_cores),
+            scheduler_memory=parse_memory(config.scheduler_memory),
+            worker_cores=float(config.worker_cores),
+            worker_memory=parse_memory(config.worker_memory),
+            workers=workers,
+        )
+
+    @property
+    def cores(self) -> float:
+        return self.scheduler_cores + self.workers * self.worker_cores
+
+    @property
+    def memory(self) -> int:
+        return self.scheduler_memory + self.workers * self.worker_memory
+
+
+def usage_of(footprints: list[Footprint]) -> Usage:
+    return Usage(
+        clusters=len(footprints),
+        workers=sum(f.workers for f in footprints),
+        cores=sum(f.cores for f in footprints),
+        memory=sum(f.memory for f in footprints),
     )
-    return cores, memory
 
 
-def usage_of(clusters: list[Cluster]) -> Usage:
-    cores = 0.0
-    memory = 0
-    workers = 0
-    for cluster in clusters:
-        c, m = cluster_footprint(cluster, cluster.target_workers)
-        cores += c
-        memory += m
-        workers += cluster.target_workers
-    return Usage(clusters=len(clusters), workers=workers, cores=cores, memory=memory)
-
-
-def workers_allowed(limits: Limits, others: Usage, cluster: Cluster, wanted: int) -> int:
-    """The most workers ``cluster`` may have given what the user's other clusters use."""
+def workers_allowed(limits: Limits, others: Usage, cluster: Footprint, wanted: int) -> int:
+    """The most workers ``cluster`` may have (up to ``wanted``) given the user's other clusters."""
     allowed = wanted
-    per_core, per_mem = cluster_footprint(cluster, 1)
-    base_core, base_mem = cluster_footprint(cluster, 0)
-    worker_core, worker_mem = per_core - base_core, per_mem - base_mem
     if limits.workers is not None:
         allowed = min(allowed, limits.workers - others.workers)
-    if limits.cores is not None and worker_core > 0:
-        allowed = min(allowed, int((limits.cores - others.cores - base_core) // worker_core))
-    if limits.memory is not None and worker_mem > 0:
-        allowed = min(allowed, int((limits.memory - others.memory - base_mem) // worker_mem))
+    if limits.cores is not None and cluster.worker_cores > 0:
+        spare = limits.cores - others.cores - cluster.scheduler_cores
+        allowed = min(allowed, int(spare // cluster.worker_cores))
+    if limits.memory is not None and cluster.worker_memory > 0:
+        spare_memory = limits.memory - others.memory - cluster.scheduler_memory
+        allowed = min(allowed, int(spare_memory // cluster.worker_memory))
     return max(allowed, 0)

@@ -4,32 +4,47 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from tornado import web
 
 from .auth.base import Authenticator
-from .handlers import clusters, misc, pages
+from .clusters import ClusterService
+from .handlers import clusters, dashboard_auth, misc, pages
 from .handlers.base import NotFoundHandler
 from .session import SessionCookies
 
 
+ROUTE_MODULES = (misc, clusters, dashboard_auth, pages)
+
+
+def api_routes() -> list[tuple[str, type]]:
+    """``(pattern relative to the prefix, handler)`` of every route the service serves."""
+    return [route for module in ROUTE_MODULES for route in module.handlers]
+
+
 def make_web_app(
-    gateway: Any, authenticator: Authenticator, sessions: SessionCookies
+    *,
+    cluster_service: ClusterService,
+    health_checks: Callable[[], Awaitable[dict[str, dict]]],
+    authenticator: Authenticator,
+    sessions: SessionCookies,
+    prefix: str,
+    max_body_bytes: int,
 ) -> web.Application:
-    prefix = gateway.prefix
     routes: list[tuple] = []
-    for pattern, handler in misc.handlers + clusters.handlers + pages.handlers:
+    for pattern, handler in api_routes():
         routes.append((re.escape(prefix) + pattern + "$", handler))
     routes.extend(authenticator.extra_handlers(prefix))
     return web.Application(
         routes,
         default_handler_class=NotFoundHandler,
-        gateway=gateway,
+        clusters=cluster_service,
+        health_checks=health_checks,
         authenticator=authenticator,
         sessions=sessions,
         prefix=prefix,
-        max_body_bytes=gateway.max_body_bytes,
+        max_body_bytes=max_body_bytes,
         xsrf_cookies=False,
         log_function=_log_request,
     )

@@ -86,9 +86,10 @@ class Cluster:
     message: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    token: str = ""
-    tls_cert: str = ""
-    tls_key: str = ""
+    # secrets: never in a repr (and so never in a log line or traceback that prints one)
+    token: str = field(default="", repr=False)
+    tls_cert: str = field(default="", repr=False)
+    tls_key: str = field(default="", repr=False)
     scheduler_address: str = ""
     dashboard_address: str = ""
     api_address: str = ""

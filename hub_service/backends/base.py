@@ -14,6 +14,7 @@ from typing import Any
 from traitlets import Type
 from traitlets.config import LoggingConfigurable
 
+from jhub_gateway import redact
 from jhub_gateway.models import Cluster, ClusterStatus, User
 
 from ..cluster_config import ClusterConfig
@@ -43,6 +44,7 @@ class ClusterRegistry:
         self._changed: dict[str, asyncio.Event] = {}
 
     def add(self, cluster: Cluster) -> None:
+        redact.register_secret(cluster.token)
         self._clusters[cluster.name] = cluster
         self.notify(cluster.name)
 
@@ -50,7 +52,9 @@ class ClusterRegistry:
         return self._clusters.get(name)
 
     def remove(self, name: str) -> None:
-        self._clusters.pop(name, None)
+        cluster = self._clusters.pop(name, None)
+        if cluster is not None:
+            redact.forget_secret(cluster.token)
         self.notify(name)
 
     def all(self) -> Iterable[Cluster]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tornado import web
 
 from jhub_gateway.models import User
 
+from ..clusters import ClusterService
 from ..errors import (
     BadRequest,
     Forbidden,
@@ -29,8 +31,13 @@ class BaseHandler(web.RequestHandler):
     user: User | None = None
 
     @property
-    def gateway(self) -> Any:
-        return self.settings["gateway"]
+    def clusters(self) -> ClusterService:
+        """The service layer: the only way from a handler to clusters."""
+        return self.settings["clusters"]
+
+    @property
+    def health_checks(self) -> Callable[[], Awaitable[dict[str, dict]]]:
+        return self.settings["health_checks"]
 
     @property
     def sessions(self) -> SessionCookies:

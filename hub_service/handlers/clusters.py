@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
-import time
-
 from jhub_gateway.models import ClusterStatus
 
-from ..errors import InvalidOptions, NotFound, Unauthorized
+from ..errors import InvalidOptions
 from .base import BaseHandler
 
 WAIT_SECONDS = 20.0  # long-poll length of ``?wait`` (upstream's client re-polls after it)
@@ -26,7 +23,7 @@ class ClustersHandler(BaseHandler):
     async def get(self) -> None:
         user = await self.authenticate()
         statuses = parse_status_filter(self.get_query_argument("status", None))
-        clusters = self.gateway.clusters.backend.list_clusters(user.name, statuses)
+        clusters = self.clusters.list_for(user, statuses)
         self.write_json(
             {c.name: c.to_wire(include_credentials=True, extended=self.extended) for c in clusters}
         )
@@ -39,37 +36,28 @@ class ClustersHandler(BaseHandler):
             raise InvalidOptions(
                 f"unknown request fields: {sorted(unknown)}; expected cluster_options"
             )
-        cluster = await self.gateway.clusters.create(user, body)
+        cluster = await self.clusters.create(user, body)
         self.write_json({"name": cluster.name}, status=201)
 
 
 class ClusterHandler(BaseHandler):
     async def get(self, name: str) -> None:
         user = await self.authenticate()
-        service = self.gateway.clusters
-        cluster = service.lookup(user, name)
         if self.get_query_argument("wait", None) is not None:
-            deadline = time.monotonic() + WAIT_SECONDS
-            while cluster.status == ClusterStatus.PENDING and time.monotonic() < deadline:
-                await self.gateway.clusters.backend.wait_for_change(
-                    name, deadline - time.monotonic()
-                )
-                cluster = service.lookup(user, name)
+            cluster = await self.clusters.wait_while_pending(user, name, WAIT_SECONDS)
+        else:
+            cluster = self.clusters.lookup(user, name)
         self.write_json(cluster.to_wire(include_credentials=True, extended=self.extended))
 
     async def delete(self, name: str) -> None:
-        token = _cluster_token(self)
-        cluster = self.gateway.clusters.backend.get_cluster(name)
-        if token is not None and cluster is not None and _token_matches(cluster.token, token):
-            # the scheduler's own request, e.g. after its idle timeout
-            await self.gateway.clusters.backend.stop_cluster(
-                name,
-                reason="StoppedByScheduler",
-                message="the scheduler asked to stop (idle timeout)",
-            )
+        # the scheduler's own request (idle timeout) carries its cluster token; anything
+        # else (a hub token in the same "token" scheme, say) authenticates a user
+        scheduler_cluster = self.clusters.scheduler_of(name, _cluster_token(self))
+        if scheduler_cluster is not None:
+            await self.clusters.stop_by_scheduler(scheduler_cluster)
         else:
             user = await self.authenticate()
-            await self.gateway.clusters.stop(user, name)
+            await self.clusters.stop(user, name)
         self.set_status(204)
         self.finish()
 
@@ -81,21 +69,21 @@ class ScaleHandler(BaseHandler):
         unknown = set(body) - {"count"}
         if unknown or "count" not in body:
             raise InvalidOptions('expected a JSON body {"count": <non-negative integer>}')
-        result = await self.gateway.clusters.scale(user, name, body["count"])
+        result = await self.clusters.scale(user, name, body["count"])
         self.write_json(result.to_dict())
 
 
 class AdaptHandler(BaseHandler):
     async def post(self, name: str) -> None:
         user = await self.authenticate()
-        result = await self.gateway.clusters.adapt(user, name, self.json_body())
+        result = await self.clusters.adapt(user, name, self.json_body())
         self.write_json(result.to_dict())
 
 
 class EventsHandler(BaseHandler):
     async def get(self, name: str) -> None:
         user = await self.authenticate()
-        cluster = self.gateway.clusters.lookup(user, name)
+        cluster = self.clusters.lookup(user, name)
         self.write_json(
             {
                 "name": cluster.name,
@@ -111,13 +99,8 @@ class HeartbeatHandler(BaseHandler):
     """Schedulers report in here, authenticated by their cluster token only."""
 
     async def post(self, name: str) -> None:
-        token = _cluster_token(self)
-        cluster = self.gateway.clusters.backend.get_cluster(name)
-        if token is None or cluster is None or not _token_matches(cluster.token, token):
-            raise Unauthorized("heartbeats need the cluster's token")
-        if cluster.status.is_terminal:
-            raise NotFound(f"cluster {name!r} is {cluster.status.name}", reason="cluster_stopped")
-        await self.gateway.clusters.heartbeat(cluster, parse_heartbeat(self.json_body()))
+        cluster = self.clusters.authenticate_scheduler(name, _cluster_token(self))
+        await self.clusters.heartbeat(cluster, parse_heartbeat(self.json_body()))
         self.set_status(200)
         self.finish()
 
@@ -142,11 +125,6 @@ def parse_heartbeat(body: dict) -> dict:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidOptions(f"heartbeat {key} must be a list of worker names")
     return body
-
-
-def _token_matches(cluster_token: str, presented: str) -> bool:
-    # bytes, so that a non-ASCII header is a mismatch rather than a TypeError
-    return hmac.compare_digest(cluster_token.encode(), presented.encode("utf-8", "surrogateescape"))
 
 
 def _cluster_token(handler: BaseHandler) -> str | None:

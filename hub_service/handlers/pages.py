@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from jhub_gateway.models import ClusterStatus
-
 from ..errors import Unauthorized
 from .base import BaseHandler
-
-ACTIVE = {ClusterStatus.PENDING, ClusterStatus.RUNNING}
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Dask clusters</title>
@@ -36,7 +32,7 @@ class HomeHandler(BaseHandler):
                 raise
             self.redirect(login_url(self.request.uri))
             return
-        clusters = self.gateway.clusters.backend.list_clusters(user.name, ACTIVE)
+        clusters = self.clusters.list_for(user)
         prefix = self.settings["prefix"].rstrip("/")
         rows = "".join(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(

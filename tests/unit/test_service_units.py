@@ -8,9 +8,9 @@ import pytest
 from traitlets import TraitError
 
 from jhub_gateway.hub_service.cluster_config import ClusterConfig, parse_memory
-from jhub_gateway.hub_service.handlers import clusters, misc, pages
 from jhub_gateway.hub_service.openapi import openapi_document
-from jhub_gateway.hub_service.quotas import Limits, Usage, UserQuotas, workers_allowed
+from jhub_gateway.hub_service.quotas import Footprint, Limits, Usage, UserQuotas, workers_allowed
+from jhub_gateway.hub_service.web import api_routes
 from jhub_gateway.models import Cluster, ClusterStatus, User
 
 
@@ -69,16 +69,10 @@ def test_group_limits_validation_names_the_group():
 
 
 def test_workers_allowed_by_cores_and_memory():
-    cluster = Cluster(
-        name="c",
-        username="u",
-        config={
-            "worker_cores": 2,
-            "scheduler_cores": 1,
-            "worker_memory": "1 G",
-            "scheduler_memory": "1 G",
-        },
+    config = ClusterConfig(
+        worker_cores=2, scheduler_cores=1, worker_memory="1 G", scheduler_memory="1 G"
     )
+    cluster = Footprint.of(config, 0)
     others = Usage(clusters=1, workers=2, cores=5.0, memory=3 * 2**30)
     assert workers_allowed(Limits(cores=12), others, cluster, 10) == 3  # (12 - 5 - 1) // 2
     assert workers_allowed(Limits(memory=8 * 2**30), others, cluster, 10) == 4
@@ -130,9 +124,9 @@ def _openapi_path(pattern: str) -> str:
 
 def test_openapi_document_lists_exactly_the_routes():
     doc = openapi_document("/services/dask-gateway/")
-    served = {_openapi_path(p) for p, _ in misc.handlers + clusters.handlers + pages.handlers}
+    served = {_openapi_path(p) for p, _ in api_routes()}
     assert served == set(doc["paths"])
-    for path, handler in misc.handlers + clusters.handlers + pages.handlers:
+    for path, handler in api_routes():
         methods = {m.lower() for m in ("GET", "POST", "DELETE") if m.lower() in vars(handler)}
         assert methods == set(doc["paths"][_openapi_path(path)]), path
     assert doc["servers"] == [{"url": "/services/dask-gateway"}]

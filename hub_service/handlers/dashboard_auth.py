@@ -1,0 +1,46 @@
+"""Traefik forward-auth for dashboards: only the owner (or an admin) sees one.
+
+Traefik asks this endpoint before proxying ``/clusters/<name>/...``; a 200
+lets the request through, anything else is sent back to the browser as is.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import NotFound, Unauthorized
+from .base import BaseHandler
+
+_DASHBOARD_PATH = re.compile(r"/clusters/([^/]+)(/|$)")
+
+
+class DashboardAuthHandler(BaseHandler):
+    """Traefik forwardAuth target: may this request see this cluster's dashboard?"""
+
+    async def get(self) -> None:
+        original = self.request.headers.get("X-Forwarded-Uri", "")
+        prefix = self.settings["prefix"].rstrip("/")
+        path = original[len(prefix) :] if original.startswith(prefix) else original
+        match = _DASHBOARD_PATH.match(path)
+        if match is None:
+            raise NotFound("not a dashboard path")
+        try:
+            user = await self.authenticate()
+        except Unauthorized:
+            login_url = getattr(self.settings["authenticator"], "login_url", None)
+            if login_url is None or "text/html" not in self.request.headers.get("Accept", ""):
+                raise
+            # A browser without a session goes through the hub login and back. Traefik
+            # resolves a relative Location against *our* address, so make it absolute
+            # on the host the browser used.
+            headers = self.request.headers
+            scheme = headers.get("X-Forwarded-Proto", "http").split(",")[0].strip()
+            host = headers.get("X-Forwarded-Host", self.request.host).split(",")[0].strip()
+            self.redirect(f"{scheme}://{host}{login_url(original)}")
+            return
+        self.clusters.authorize_dashboard(user, match.group(1))
+        self.set_status(200)
+        self.finish()
+
+
+handlers = [(r"api/v1/dashboard-auth", DashboardAuthHandler)]
