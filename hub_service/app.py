@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import hmac
 import logging
@@ -21,6 +22,7 @@ from traitlets.config import Application, catch_config_error
 from jhub_gateway import __version__, redact
 from jhub_gateway.options import Options
 
+from . import check_config, upstream_compat
 from .auth import auth_class
 from .auth.base import Authenticator
 from .backends import backend_class
@@ -57,13 +59,13 @@ class GatewayApp(Application):
     description = "Give JupyterHub users their own Dask clusters, proxied through Traefik."
     raise_config_file_errors = True
 
-    aliases = {
+    aliases: dict[Any, Any] = {
         "address": "GatewayApp.address",
         "backend": "GatewayApp.backend",
         "auth": "GatewayApp.authenticator",
         "data-dir": "GatewayApp.data_dir",
         "log-level": "Application.log_level",
-        "config": "GatewayApp.config_file",
+        ("f", "config"): "GatewayApp.config_file",
         "prefix": "GatewayApp.prefix",
         "api-listen": "GatewayApp.api_listen",
     }
@@ -72,6 +74,10 @@ class GatewayApp(Application):
             {"GatewayApp": {"generate_config": True}},
             "Write a commented config file and exit.",
         ),
+        "check-config": (
+            {"GatewayApp": {"check_config": True}},
+            "Load the config file, build everything without starting it, print the options and exit.",
+        ),
     }
 
     config_file = Unicode(
@@ -79,6 +85,11 @@ class GatewayApp(Application):
     )
     generate_config = Bool(
         False, help="Write a commented config file to config_file and exit.", config=True
+    )
+    check_config = Bool(
+        False,
+        help="Validate config_file (build authenticator, backend, options) without starting; exit.",
+        config=True,
     )
 
     address = Unicode(
@@ -203,17 +214,30 @@ class GatewayApp(Application):
         if self.generate_config:
             return
         if os.path.exists(self.config_file):
-            self.load_config_file(self.config_file)
+            # upstream dask-gateway config files work unchanged (see upstream_compat)
+            with upstream_compat.upstream_modules():
+                self.load_config_file(self.config_file)
+            # on a copy: assigning an equal (mutated) Config would not reload the traits
+            translated = copy.deepcopy(self.config)
+            for name in upstream_compat.translate(translated):
+                self.log.warning("config option %s has no jhub-gateway equivalent, ignored", name)
+            self.config = translated
             self.update_config(self.cli_config)  # the command line wins over the file
+        elif self.check_config:
+            raise ValueError(f"config file {self.config_file} not found")
         level = (
             logging.getLevelName(self.log_level)
             if isinstance(self.log_level, str)
             else self.log_level
         )
         logging.getLogger("jhub_gateway").setLevel(level)  # type: ignore[arg-type]
-        Path(self.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.check_config:
+            Path(self.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.auth = auth_class(self.authenticator)(parent=self, log=self.log)
         self.gateway_backend = backend_class(self.backend)(parent=self, log=self.log)
+        self.cluster_options = upstream_compat.adapt_cluster_options(
+            self.cluster_options, self.gateway_backend.cluster_config_class, self.log
+        )
         quotas = UserQuotas(parent=self)
         self.clusters = ClusterService(self.gateway_backend, self.cluster_options, quotas)
 
@@ -354,6 +378,15 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, TraitError) as exc:
         # a config mistake: say what to fix, no traceback
         raise SystemExit(f"jhub-gateway: configuration error: {exc}") from None
+    except Exception as exc:
+        if not app.check_config:
+            raise
+        raise SystemExit(
+            f"jhub-gateway: {app.config_file}: {check_config.describe_error(exc, app.config_file)}"
+        ) from None
+    if app.check_config:
+        check_config.main(app)
+        return
     if app.generate_config:
         app.write_generated_config()
         return

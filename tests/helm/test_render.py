@@ -1,0 +1,346 @@
+"""The chart renders, lints clean and validates for the defaults and the install guide's scenarios."""
+
+from __future__ import annotations
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from .chart import (
+    FULLNAME,
+    NAMESPACE,
+    config_text,
+    container,
+    crd_schemas,
+    env_of,
+    lint,
+    manifests,
+    render,
+)
+
+API = ("Deployment", f"api-{FULLNAME}")
+CONTROLLER = ("Deployment", f"controller-{FULLNAME}")
+TRAEFIK = ("Deployment", f"traefik-{FULLNAME}")
+TRAEFIK_SVC = ("Service", f"traefik-{FULLNAME}")
+
+SCENARIOS = {
+    "defaults": "",
+    "custom image": """
+gateway:
+  backend:
+    image:
+      name: registry.example.org/team/dask-image
+      tag: "2026.1"
+""",
+    "scheduler node affinity": """
+gateway:
+  backend:
+    scheduler:
+      extraPodConfig:
+        affinity:
+          nodeAffinity:
+            requiredDuringSchedulingIgnoredDuringExecution:
+              nodeSelectorTerms:
+                - matchExpressions:
+                  - key: cloud.google.com/gke-preemptible
+                    operator: DoesNotExist
+""",
+    "extraConfig cluster options": """
+gateway:
+  extraConfig:
+    # Note that the key name here doesn't matter.
+    clusteroptions: |
+        from dask_gateway_server.options import Options, Integer, Float, String
+
+        def option_handler(options):
+            return {
+                "worker_cores": options.worker_cores,
+                "worker_memory": "%fG" % options.worker_memory,
+                "image": options.image,
+            }
+
+        c.Backend.cluster_options = Options(
+            Integer("worker_cores", 2, min=1, max=4, label="Worker Cores"),
+            Float("worker_memory", 4, min=1, max=8, label="Worker Memory (GiB)"),
+            String("image", default="daskgateway/dask-gateway:latest", label="Image"),
+            handler=option_handler,
+        )
+""",
+    "jupyterhub same namespace": """
+gateway:
+  auth:
+    type: jupyterhub
+""",
+    "jupyterhub explicit token and url": """
+gateway:
+  auth:
+    type: jupyterhub
+    jupyterhub:
+      apiToken: "0123456789abcdef0123456789abcdef"
+      apiUrl: "https://hub.example.org:443/hub/api"
+""",
+    "separate tcp port": """
+traefik:
+  service:
+    ports:
+      tcp:
+        port: 8786
+""",
+    "prefix": """
+gateway:
+  prefix: /services/dask-gateway
+""",
+    "existing service accounts": """
+rbac:
+  controller:
+    serviceAccountName: my-controller
+  gateway:
+    serviceAccountName: my-gateway
+  traefik:
+    serviceAccountName: my-traefik
+""",
+    "kerberos": """
+gateway:
+  auth:
+    type: kerberos
+    kerberos:
+      keytab: aGVsbG8=
+""",
+    "custom auth": """
+gateway:
+  auth:
+    type: custom
+    custom:
+      class: jhub_gateway.hub_service.auth.simple.SimpleAuthenticator
+      config:
+        password: s3cret
+""",
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def scenario(request):
+    return request.param, render(SCENARIOS[request.param])
+
+
+def test_every_manifest_validates(scenario) -> None:
+    name, docs = scenario
+    schemas = crd_schemas()
+    version = kubernetes_validate.latest_version()
+    for doc in manifests(docs):
+        key = (doc["apiVersion"], doc["kind"])
+        if key in schemas:
+            jsonschema.validate(doc["spec"], schemas[key]["properties"]["spec"])
+        else:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_lint_is_clean(scenario) -> None:
+    name, _ = scenario
+    from .chart import values
+
+    report = lint(values(SCENARIOS[name]))
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 1] == []
+
+
+def test_defaults_match_the_install_guide() -> None:
+    docs = render()
+    assert docs[("Service", f"api-{FULLNAME}")]["spec"]["ports"][0]["port"] == 8000
+    svc = docs[TRAEFIK_SVC]["spec"]
+    assert svc["type"] == "LoadBalancer"
+    assert [(p["name"], p["port"]) for p in svc["ports"]] == [("web", 80)]
+    api = container(docs, API)
+    assert api["image"] == "ghcr.io/jhub-gateway/jhub-gateway:0.1.0"
+    assert api["command"][0] == "jhub-gateway"
+    assert container(docs, CONTROLLER)["command"][0] == "jhub-gateway-controller"
+    traefik = container(docs, TRAEFIK)
+    assert traefik["image"] == "traefik:v3.7.15"
+    assert "command" not in traefik
+    route = docs[("IngressRoute", f"api-{FULLNAME}")]["spec"]["routes"][0]
+    assert route["match"] == "PathPrefix(`/`)"
+    assert (
+        "Namespace " + NAMESPACE in docs[("NOTES", "")]["text"]
+        or NAMESPACE in docs[("NOTES", "")]["text"]
+    )
+    text = config_text(docs)
+    assert "from jhub_gateway.hub_service.chart_values import configure" in text
+
+
+def test_custom_image_reaches_the_backend_config() -> None:
+    text = config_text(render(SCENARIOS["custom image"]))
+    assert "registry.example.org/team/dask-image:2026.1" in text
+
+
+def test_extra_config_map_is_appended_in_sorted_key_order() -> None:
+    docs = render(
+        {
+            "gateway": {
+                "extraConfig": {
+                    "b-second": "c.ClusterConfig.idle_timeout = 2\n",
+                    "a-first": "c.ClusterConfig.idle_timeout = 1\n",
+                }
+            }
+        }
+    )
+    text = config_text(docs)
+    assert text.index("idle_timeout = 1") < text.index("idle_timeout = 2")
+    assert text.index("configure(c,") < text.index("idle_timeout = 1")
+
+
+def test_extra_config_string_is_appended() -> None:
+    text = config_text(render({"gateway": {"extraConfig": "c.ClusterConfig.idle_timeout = 7\n"}}))
+    assert "c.ClusterConfig.idle_timeout = 7" in text
+
+
+def test_jupyterhub_token_from_the_hub_secret_by_default() -> None:
+    docs = render(SCENARIOS["jupyterhub same namespace"])
+    ref = env_of(container(docs, API))["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "hub", "key": "hub.services.dask-gateway.apiToken"}
+
+
+def test_jupyterhub_explicit_token_goes_to_our_secret_not_the_config() -> None:
+    docs = render(SCENARIOS["jupyterhub explicit token and url"])
+    ref = env_of(container(docs, API))["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": f"api-{FULLNAME}", "key": "jupyterhub-api-token"}
+    assert "jupyterhub-api-token" in docs[("Secret", f"api-{FULLNAME}")]["data"]
+    text = config_text(docs)
+    assert "0123456789abcdef" not in text
+    assert "https://hub.example.org:443/hub/api" in text
+
+
+def test_separate_tcp_port_adds_an_entrypoint_and_service_port() -> None:
+    docs = render(SCENARIOS["separate tcp port"])
+    ports = {p["name"]: p["port"] for p in docs[TRAEFIK_SVC]["spec"]["ports"]}
+    assert ports == {"web": 80, "tcp": 8786}
+    assert "--entrypoints.tcp.address=:8786" in container(docs, TRAEFIK)["args"]
+    controller = docs[("ConfigMap", f"controller-{FULLNAME}")]["data"]
+    assert 'proxy_tcp_entrypoint = "tcp"' in controller["jhub_gateway_controller_config.py"]
+    shared = render()[("ConfigMap", f"controller-{FULLNAME}")]["data"]
+    assert 'proxy_tcp_entrypoint = "web"' in shared["jhub_gateway_controller_config.py"]
+
+
+def test_prefix_reaches_route_probes_and_controller() -> None:
+    docs = render(SCENARIOS["prefix"])
+    route = docs[("IngressRoute", f"api-{FULLNAME}")]["spec"]["routes"][0]
+    assert route["match"] == "PathPrefix(`/services/dask-gateway`)"
+    assert (
+        container(docs, API)["readinessProbe"]["httpGet"]["path"]
+        == "/services/dask-gateway/api/health"
+    )
+    controller = docs[("ConfigMap", f"controller-{FULLNAME}")]["data"][
+        "jhub_gateway_controller_config.py"
+    ]
+    assert f"api-{FULLNAME}.{NAMESPACE}:8000/services/dask-gateway/api" in controller
+
+
+def test_existing_service_accounts_are_used_and_not_created() -> None:
+    docs = render(SCENARIOS["existing service accounts"])
+    for deployment, sa in (
+        (API, "my-gateway"),
+        (CONTROLLER, "my-controller"),
+        (TRAEFIK, "my-traefik"),
+    ):
+        assert docs[deployment]["spec"]["template"]["spec"]["serviceAccountName"] == sa
+    kinds = {k[0] for k in docs}
+    assert "ServiceAccount" not in kinds and "Role" not in kinds
+
+
+def test_rbac_disabled_creates_no_roles_and_uses_default_accounts() -> None:
+    docs = render({"rbac": {"enabled": False}})
+    kinds = {k[0] for k in docs}
+    assert not kinds & {
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    }
+    assert docs[API]["spec"]["template"]["spec"]["serviceAccountName"] == "default"
+
+
+def test_controller_disabled_renders_no_controller() -> None:
+    docs = render({"controller": {"enabled": False}})
+    assert CONTROLLER not in docs
+    assert "controller.enabled is false" in docs[("NOTES", "")]["text"]
+
+
+def test_roles_are_namespaced_and_narrow() -> None:
+    docs = render()
+    controller_role = docs[("Role", f"{FULLNAME}-controller")]
+    assert controller_role["metadata"]["namespace"] == NAMESPACE
+    crd_rule = docs[("ClusterRole", f"{FULLNAME}-controller-{NAMESPACE}-crds")]["rules"][0]
+    assert crd_rule["verbs"] == ["get", "patch"]
+    assert "daskclusters.jhubgateway.dask.org" in crd_rule["resourceNames"]
+    assert len(crd_rule["resourceNames"]) == 11
+    traefik_rules = docs[("Role", f"{FULLNAME}-traefik")]["rules"]
+    assert all(set(r["verbs"]) == {"get", "list", "watch"} for r in traefik_rules)
+
+
+def test_backend_namespace_gets_its_own_roles() -> None:
+    docs = render({"gateway": {"backend": {"namespace": "dask-clusters"}}})
+    namespaces = {d["metadata"].get("namespace") for (k, _), d in docs.items() if k == "Role"}
+    assert namespaces == {NAMESPACE, "dask-clusters"}
+    args = container(docs, TRAEFIK)["args"]
+    assert f"--providers.kubernetescrd.namespaces={NAMESPACE},dask-clusters" in args
+
+
+def test_kerberos_keytab_is_mounted_from_a_secret() -> None:
+    docs = render(SCENARIOS["kerberos"])
+    assert docs[("Secret", f"api-{FULLNAME}")]["data"]["http.keytab"] == "aGVsbG8="
+    pod = docs[API]["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "keytab")
+    assert volume["secret"]["secretName"] == f"api-{FULLNAME}"
+    existing = render(
+        {"gateway": {"auth": {"type": "kerberos", "kerberos": {"keytabFromSecretName": "krb"}}}}
+    )
+    volume = next(
+        v for v in existing[API]["spec"]["template"]["spec"]["volumes"] if v["name"] == "keytab"
+    )
+    assert volume["secret"]["secretName"] == "krb"
+
+
+def test_simple_password_is_in_a_secret_env_not_the_config() -> None:
+    docs = render({"gateway": {"auth": {"simple": {"password": "hunter2"}}}})
+    assert "hunter2" not in config_text(docs)
+    env = env_of(container(docs, API))
+    assert (
+        env["JHUB_GATEWAY_SIMPLE_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "simple-password"
+    )
+
+
+def test_config_change_rolls_the_api_pods() -> None:
+    a = render()[API]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    b = render({"gateway": {"loglevel": "DEBUG"}})[API]["spec"]["template"]["metadata"][
+        "annotations"
+    ]["checksum/config"]
+    assert a != b
+
+
+def test_pod_settings_are_passed_through() -> None:
+    docs = render(
+        """
+gateway:
+  replicas: 2
+  annotations: {team: data}
+  env: [{name: MYENV, value: "my value"}]
+  imagePullSecrets: [name: regcred]
+  nodeSelector: {pool: core}
+  tolerations: [{key: dedicated, operator: Exists}]
+  resources: {requests: {cpu: 100m}}
+traefik:
+  additionalArguments: ["--accesslog=true"]
+  dashboard: true
+"""
+    )
+    api = docs[API]["spec"]
+    assert api["replicas"] == 2
+    pod = api["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["nodeSelector"] == {"pool": "core"}
+    assert pod["tolerations"][0]["key"] == "dedicated"
+    assert api["template"]["metadata"]["annotations"]["team"] == "data"
+    assert env_of(pod["containers"][0])["MYENV"]["value"] == "my value"
+    args = container(docs, TRAEFIK)["args"]
+    assert "--accesslog=true" in args and "--api.dashboard=true" in args
+    assert "traefik" in {p["name"] for p in docs[TRAEFIK_SVC]["spec"]["ports"]}
