@@ -78,7 +78,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         history: int = 10000,
-        rbac: bool = True,
+        rbac: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.host = host
