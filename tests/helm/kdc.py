@@ -9,7 +9,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.gatewaytools import free_port, wait_for
+from tests.gatewaytools import free_port
+from tests.polling import wait_for
 
 REALM = "JHUB-GATEWAY.TEST"
 TOOLS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit", "kdestroy")
