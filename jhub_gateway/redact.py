@@ -27,23 +27,32 @@ _lock = threading.Lock()
 _installed = False
 
 
-def register_secret(value: str | None) -> None:
-    """From now on, ``value`` never appears in a log line."""
-    if value and len(value) >= _MIN_SECRET_LENGTH:
-        with _lock:
-            _secrets.add(value)
+def _parts(value: str) -> set[str]:
+    # a multi-line secret (a PEM key) may be quoted line by line
+    lines = {line for line in value.splitlines() if len(line) >= 16 and "-----" not in line}
+    return {value} | lines
 
 
-def forget_secret(value: str | None) -> None:
-    """Stop redacting ``value`` (its cluster is gone; keeps the set bounded)."""
+def register_secret(*values: str | None) -> None:
+    """From now on, none of ``values`` appears in a log line."""
     with _lock:
-        _secrets.discard(value or "")
+        for value in values:
+            if value and len(value) >= _MIN_SECRET_LENGTH:
+                _secrets.update(_parts(value))
+
+
+def forget_secret(*values: str | None) -> None:
+    """Stop redacting ``values`` (their cluster is gone; keeps the set bounded)."""
+    with _lock:
+        for value in values:
+            if value:
+                _secrets.difference_update(_parts(value))
 
 
 def redact_text(text: str) -> str:
     if "PRIVATE KEY" in text:
         text = _PEM_KEY.sub(REDACTED, text)
-    for secret in tuple(_secrets):
+    for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text

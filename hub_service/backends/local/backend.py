@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jhub_gateway import tls
+from jhub_gateway import redact, tls
 from jhub_gateway.models import Cluster, ClusterStatus, User
 from jhub_gateway.names import new_cluster_name
 
@@ -31,10 +31,8 @@ from ...proxy import ProxyError, TraefikProxy
 from ..base import GatewayContext
 from . import addresses, deadlines, launch, processes, workdirs
 from .isolating import IsolatingBackend
-from .redact import SecretRedactor
 from .state import CLOSING, RUNNING, TIMED_OUT, LocalClusterState, WorkerProc
 from .store import ClusterStore, load_or_create_keys
-from .store import log as store_log
 
 WORKER_FAILURE_LIMIT = 3
 
@@ -48,7 +46,6 @@ class LocalBackend(IsolatingBackend):
         self.context: GatewayContext | None = None
         self._tasks: set[asyncio.Task] = set()
         self._network = addresses.parse_network(self.cluster_network)
-        self.redactor = SecretRedactor()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def setup(self, context: GatewayContext) -> None:
@@ -58,8 +55,7 @@ class LocalBackend(IsolatingBackend):
                 f"heartbeat_period ({self.heartbeat_period:g} s), or healthy clusters would fail"
             )
         self.context = context
-        for logger in (self.log, processes.log, store_log):
-            logger.addFilter(self.redactor)
+        redact.install()
         data = Path(context.data_dir)
         (data / "clusters").mkdir(parents=True, exist_ok=True, mode=0o700)
         await self._setup_isolation(data)
@@ -129,7 +125,7 @@ class LocalBackend(IsolatingBackend):
             host=addresses.allocate_host(self._network, taken),
             identity=identity,
         )
-        self.redactor.add(cluster.token, cluster.tls_key)
+        redact.register_secret(cluster.token, cluster.tls_key)
         rundir = Path(state.rundir)
         try:
             await asyncio.to_thread(workdirs.prepare, workdir, rundir, cluster, identity)
@@ -143,7 +139,7 @@ class LocalBackend(IsolatingBackend):
             )
         except OSError as exc:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
-            self.redactor.discard(cluster.token, cluster.tls_key)
+            redact.forget_secret(cluster.token, cluster.tls_key)
             self.log.error("could not start the scheduler of cluster %s: %s", name, exc)
             raise InvalidOptions(
                 f"could not start the scheduler: {exc.strerror or type(exc).__name__}",
@@ -369,7 +365,7 @@ class LocalBackend(IsolatingBackend):
             stopped = state.cluster.stop_time
             if state.cluster.status.is_terminal and stopped is not None and stopped < horizon_ms:
                 del self.states[name]
-                self.redactor.discard(state.cluster.token, state.cluster.tls_key)
+                redact.forget_secret(state.cluster.token, state.cluster.tls_key)
                 self._configs.pop(name, None)
                 self.registry.remove(name)
                 await asyncio.to_thread(shutil.rmtree, state.workdir, True)
@@ -423,11 +419,11 @@ class LocalBackend(IsolatingBackend):
         routes: dict[str, tuple[str | None, str]] = {}
         for cluster, data in await self.store.load_terminal():  # still listed until purged
             self.states[cluster.name] = LocalClusterState.from_dict(cluster, data)
-            self.redactor.add(cluster.token, cluster.tls_key)
+            redact.register_secret(cluster.token, cluster.tls_key)
             self.registry.add(cluster)
         for cluster, data in await self.store.load_active():
             state = LocalClusterState.from_dict(cluster, data)
-            self.redactor.add(cluster.token, cluster.tls_key)
+            redact.register_secret(cluster.token, cluster.tls_key)
             self.states[cluster.name] = state
             self.registry.add(cluster)
             state.workers = {n: w for n, w in state.workers.items() if processes.is_alive(w.handle)}
