@@ -29,6 +29,7 @@ from .backends import backend_class
 from .backends.base import Backend, GatewayContext
 from .backends.local.store import StoreError
 from .clusters import ClusterService
+from .metrics import ServiceMetrics
 from .proxy import ProxyError
 from .quotas import UserQuotas
 from .session import SessionCookies
@@ -196,6 +197,7 @@ class GatewayApp(Application):
         self.auth: Authenticator | None = None
         self.gateway_backend: Backend | None = None
         self.clusters: ClusterService | None = None
+        self.metrics = ServiceMetrics(parent=self)
         self.http_server: HTTPServer | None = None
         self._stop_requested = asyncio.Event()
         self._started = False
@@ -234,6 +236,8 @@ class GatewayApp(Application):
         if not self.check_config:
             Path(self.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.auth = auth_class(self.authenticator)(parent=self, log=self.log)
+        self.metrics = ServiceMetrics(parent=self)  # after the config file is loaded
+        self.auth.metrics = self.metrics
         self.gateway_backend = backend_class(self.backend)(parent=self, log=self.log)
         self.cluster_options = upstream_compat.adapt_cluster_options(
             self.cluster_options, self.gateway_backend.cluster_config_class, self.log
@@ -287,6 +291,7 @@ class GatewayApp(Application):
             sessions=sessions,
             prefix=self.prefix,
             max_body_bytes=self.max_body_bytes,
+            metrics=self.metrics,
         )
         host, port = _host_port(self.api_listen, "api_listen")
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -357,6 +362,7 @@ class GatewayApp(Application):
             JupyterHubAuthenticator,
             LocalBackend,
             TraefikProxy,
+            ServiceMetrics,
         ]
 
 

@@ -23,7 +23,7 @@ from jhub_gateway.options import Options, OptionsError, resolve_options
 from .admission import Admission
 from .backends.base import Backend
 from .errors import Conflict, Forbidden, InvalidOptions, NotFound, Unauthorized
-from .quotas import Limits, Usage, UserQuotas
+from .quotas import Footprint, Limits, Usage, UserQuotas
 from .scheduler_comm import send_to_scheduler
 
 log = logging.getLogger("jhub_gateway.hub_service")
@@ -118,6 +118,16 @@ class ClusterService:
     def authorize_dashboard(self, user: User, name: str) -> Cluster:
         """Forward-auth: the owner or an admin may see a cluster's dashboard."""
         return self.lookup(user, name)
+
+    def census(self) -> list[tuple[Cluster, Footprint]]:
+        """Every cluster this replica knows, whatever its state, with what it holds.
+
+        For metrics, which count for the operator rather than for a user.
+        """
+        return [
+            (c, Footprint.of(self._backend.cluster_config(c), c.target_workers))
+            for c in self._backend.list_clusters(None, None)
+        ]
 
     async def health(self) -> dict[str, dict]:
         return await self._backend.health()

@@ -67,6 +67,15 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                 "responses": {"200": _resp("Version", {"type": "object"})},
             }
         },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "description": "Needs a hub token with the read:metrics scope, the configured "
+                "bearer token (ServiceMetrics.token), or ServiceMetrics.public.",
+                "security": _USER,
+                "responses": {"200": _resp("Metrics"), **_errors(401, 403)},
+            }
+        },
         "/api/openapi.json": {
             "get": {
                 "summary": "This document",

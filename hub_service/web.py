@@ -10,11 +10,12 @@ from tornado import web
 
 from .auth.base import Authenticator
 from .clusters import ClusterService
-from .handlers import clusters, dashboard_auth, misc, pages
+from .handlers import clusters, dashboard_auth, metrics, misc, pages
 from .handlers.base import NotFoundHandler
+from .metrics import ServiceMetrics
 from .session import SessionCookies
 
-ROUTE_MODULES = (misc, clusters, dashboard_auth, pages)
+ROUTE_MODULES = (misc, clusters, dashboard_auth, metrics, pages)
 
 
 def api_routes() -> list[tuple[str, type]]:
@@ -30,7 +31,9 @@ def make_web_app(
     sessions: SessionCookies,
     prefix: str,
     max_body_bytes: int,
+    metrics: ServiceMetrics | None = None,
 ) -> web.Application:
+    metrics = metrics if metrics is not None else ServiceMetrics()
     routes: list[tuple] = []
     for pattern, handler in api_routes():
         routes.append((re.escape(prefix) + pattern + "$", handler))
@@ -44,12 +47,24 @@ def make_web_app(
         sessions=sessions,
         prefix=prefix,
         max_body_bytes=max_body_bytes,
+        metrics=metrics,
         xsrf_cookies=False,
-        log_function=_log_request,
+        log_function=_request_finished,
     )
 
 
 _access_log = logging.getLogger("jhub_gateway.access")
+
+
+def _request_finished(handler: web.RequestHandler) -> None:
+    # handler class names, not paths: paths carry cluster names, an unbounded label set
+    handler.settings["metrics"].observe_request(
+        type(handler).__name__,
+        handler.request.method or "",
+        handler.get_status(),
+        handler.request.request_time(),
+    )
+    _log_request(handler)
 
 
 def _log_request(handler: web.RequestHandler) -> None:

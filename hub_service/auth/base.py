@@ -11,6 +11,8 @@ from jhub_gateway.models import User
 if TYPE_CHECKING:
     from tornado.web import RequestHandler
 
+    from ..metrics import ServiceMetrics
+
 
 class Authenticator(LoggingConfigurable):
     """Turns an incoming request into a :class:`User`, or refuses it.
@@ -24,6 +26,8 @@ class Authenticator(LoggingConfigurable):
 
     #: value of the WWW-Authenticate header on a 401 (upstream clients rely on it)
     challenge: str = "Basic"
+    #: where the service counts what authentication costs (set by the service at start)
+    metrics: ServiceMetrics | None = None
 
     async def setup(self) -> None:
         """Called once when the service starts (open HTTP clients, read keys...)."""
@@ -33,6 +37,13 @@ class Authenticator(LoggingConfigurable):
 
     async def authenticate(self, handler: RequestHandler) -> User:
         raise NotImplementedError
+
+    async def has_scope(self, handler: RequestHandler, scope: str) -> bool:
+        """Whether the request's credential holds ``scope`` (a JupyterHub scope name).
+
+        Methods without scopes answer False: such requests are refused, never let in.
+        """
+        return False
 
     def extra_handlers(self, prefix: str) -> list[tuple]:
         """Extra tornado routes this method needs (e.g. an OAuth callback)."""

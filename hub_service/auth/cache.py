@@ -34,10 +34,13 @@ class SingleFlightCache(Generic[V]):
         ttl: float,
         max_entries: int = 10_000,
         cache_errors: tuple[type[BaseException], ...] = (),
+        on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self.cache_errors = cache_errors
+        # told hit (True) or miss (False) for every lookup; metrics count them
+        self._on_lookup = on_lookup
         self._entries: dict[str, tuple[float, V | BaseException]] = {}
         self._inflight: dict[str, asyncio.Future[V]] = {}
 
@@ -55,11 +58,15 @@ class SingleFlightCache(Generic[V]):
         if entry is not None:
             expires, value = entry
             if expires > time.monotonic():
+                if self._on_lookup is not None:
+                    self._on_lookup(True)
                 if isinstance(value, BaseException):
                     # drop the stored traceback so repeated raises do not grow it
                     raise value.with_traceback(None)
                 return value
             del self._entries[key]
+        if self._on_lookup is not None:
+            self._on_lookup(False)
         pending = self._inflight.get(key)
         if pending is not None:
             # shield: one impatient waiter being cancelled must not cancel the lookup

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlparse
@@ -244,7 +245,10 @@ class JupyterHubAuthenticator(Authenticator):
         )
         self._sealer = CookieSealer(secret)
         self._cache = SingleFlightCache(
-            self.cache_ttl, self.max_cache_entries, cache_errors=(Unauthorized, Forbidden)
+            self.cache_ttl,
+            self.max_cache_entries,
+            cache_errors=(Unauthorized, Forbidden),
+            on_lookup=self._observe_cache,
         )
         self._http = AsyncHTTPClient(force_instance=True, max_clients=64)
         self.log.info(
@@ -305,7 +309,26 @@ class JupyterHubAuthenticator(Authenticator):
         return value
 
     async def identify(self, token: str) -> HubIdentity:
-        """The hub's answer for ``token`` (cached); raises 401/403/503 errors."""
+        """The hub's answer for ``token`` (cached), if it may use this service; else 401/403/503."""
+        identity = await self._lookup(token)
+        if self.check_scopes and not identity.scopes.intersection(self.required_scopes):
+            raise Forbidden(
+                f"this token lacks the scope {self.required_scopes[0]} (or access:services); "
+                "ask your hub admin to grant it",
+                reason="missing_scope",
+            )
+        return identity
+
+    async def has_scope(self, handler: RequestHandler, scope: str) -> bool:
+        token = self.token_from_header(handler.request.headers.get("Authorization"))
+        if token is None:
+            token = read_token_cookie(handler, self.sealer, self.cookie_max_age)
+        if token is None:
+            return False
+        identity = await self._lookup(token)
+        return scope in identity.scopes
+
+    async def _lookup(self, token: str) -> HubIdentity:
         return await self._cache.get(token_key(token), lambda: self._ask_hub(token))
 
     def forget(self, token: str) -> None:
@@ -329,12 +352,6 @@ class JupyterHubAuthenticator(Authenticator):
             identity = self._identity(model)
         except (ValueError, TypeError, KeyError):
             raise self._unavailable("hub API sent an unexpected user model") from None
-        if self.check_scopes and not identity.scopes.intersection(self.required_scopes):
-            raise Forbidden(
-                f"this token lacks the scope {self.required_scopes[0]} (or access:services); "
-                "ask your hub admin to grant it",
-                reason="missing_scope",
-            )
         self.log.debug("hub identified %s", identity.user.name)
         return identity
 
@@ -361,13 +378,24 @@ class JupyterHubAuthenticator(Authenticator):
         request.connect_timeout = self.hub_timeout or None
         if self.hub_ca_file:
             request.ca_certs = self.hub_ca_file
+        started = time.monotonic()
         try:
             response = await self._http.fetch(request, raise_error=False)
         except Exception as exc:  # connection refused, DNS, TLS, timeout: all mean "hub away"
+            self._observe_hub(599, started)
             raise self._unavailable(f"cannot reach the hub API ({type(exc).__name__})") from None
+        self._observe_hub(response.code, started)
         if response.code == 599:
             raise self._unavailable("cannot reach the hub API (connection failed or timed out)")
         return response.code, response.body or b""
+
+    def _observe_cache(self, hit: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_auth_cache(hit)
+
+    def _observe_hub(self, code: int, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_hub_request(code, time.monotonic() - started)
 
     def _unavailable(self, why: str) -> ServiceUnavailable:
         self.log.warning("JupyterHub auth unavailable: %s", why)

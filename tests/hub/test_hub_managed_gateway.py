@@ -22,6 +22,7 @@ from jhub_gateway.client import GatewayAuthError, GatewayValueError, JupyterHubA
 from tests.gatewaytools import free_port
 from tests.hubtools import run_hub
 from tests.polling import until
+from tests.promtools import sample, scrape
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,7 +42,9 @@ def options_for(user):
 c.GatewayApp.cluster_options = options_for
 c.JupyterHubAuthenticator.cache_ttl = 1
 c.GatewayApp.session_max_age = 1
+c.ServiceMetrics.token = "scrape-secret-for-tests"
 """
+METRICS_BEARER = "scrape-secret-for-tests"
 
 
 class Stack:
@@ -98,8 +101,12 @@ async def stack(tmp_path_factory):
     data_dir = root / "gateway-data"
     service = managed_service(port, data_dir, "--config", str(config), "--log-level", "DEBUG")
     users = {"alice": {}, "bob": {}, "root": {"admin": True}, "hercules": {"groups": ["big"]}}
-    roles = [{"name": "user", "scopes": ["self", ACCESS]}]
-    async with run_hub(root, services=[service], users=users, roles=roles) as hub:
+    roles = [
+        {"name": "user", "scopes": ["self", ACCESS]},
+        {"name": "scraper", "scopes": ["read:metrics"], "services": ["prometheus"]},
+    ]
+    services = [service, {"name": "prometheus"}]
+    async with run_hub(root, services=services, users=users, roles=roles) as hub:
         st = Stack(hub, port, data_dir)
 
         await until(lambda: healthy(st.address), 90, what="the hub-managed gateway")
@@ -266,3 +273,49 @@ async def test_browser_login_reaches_the_service_page_and_dashboard(stack, tmp_p
             finally:
                 await browser.close()
         await cluster.shutdown()
+
+
+async def test_metrics_need_the_read_metrics_scope_or_the_bearer_token(stack):
+    url = f"{stack.address}/metrics"
+    alice = await token(stack, "alice", ["self", ACCESS])
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url, allow_redirects=False) as r:
+            assert r.status == 401
+            assert (await r.json())["error"] == "unauthorized"
+        async with s.get(url, headers={"Authorization": f"token {alice}"}) as r:
+            assert r.status == 403
+            assert (await r.json())["error"] == "missing_scope"
+        async with s.get(url, headers={"Authorization": "Bearer wrong-secret"}) as r:
+            assert r.status in (401, 403)
+        async with s.get(url, headers={"Authorization": f"Bearer {METRICS_BEARER}"}) as r:
+            assert r.status == 200
+            assert r.headers["Content-Type"].startswith("text/plain")
+
+
+async def test_metrics_count_a_cluster_lifecycle(stack):
+    scraper = {"Authorization": f"token {stack.hub.service_token('prometheus')}"}
+    before = await scrape(f"{stack.address}/metrics", scraper)
+    async with stack.gateway(await token(stack, "alice", ["self", ACCESS])) as gw:
+        cluster = await gw.new_cluster()
+        await cluster.scale(1)
+        running = await scrape(f"{stack.address}/metrics", scraper)
+        assert sample(running, "jhub_gateway_clusters", state="running") >= 1
+        assert sample(running, "jhub_gateway_active_workers") >= 1
+        assert sample(running, "jhub_gateway_active_cores") >= 2  # scheduler + one worker
+        await cluster.shutdown()
+    after = await scrape(f"{stack.address}/metrics", scraper)
+
+    def delta(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("jhub_gateway_cluster_starts_total", outcome="running", reason="Started") == 1
+    assert delta("jhub_gateway_cluster_start_duration_seconds_count") == 1
+    assert delta("jhub_gateway_cluster_start_duration_seconds_sum") > 0
+    assert (
+        delta("jhub_gateway_clusters", state="stopped") >= 1
+    )  # earlier tests may finish stopping too
+    created = dict(handler="ClustersHandler", method="POST", code="201")
+    assert delta("jhub_gateway_http_requests_total", **created) == 1
+    # the scraper's own token and alice's were looked up at the hub at least once each
+    assert sample(after, "jhub_gateway_hub_auth_cache_total", result="miss") >= 2
+    assert sample(after, "jhub_gateway_hub_request_duration_seconds_count", code="200") >= 2

@@ -1,0 +1,218 @@
+"""Prometheus metrics of the service: requests, clusters, starts, hub auth.
+
+Each service instance owns its registry, so two services in one process (tests,
+embedding) never share series. Cluster gauges are read at scrape time from the
+service layer rather than kept up to date on every change: a scrape costs one
+pass over the clusters this replica knows, and nothing costs anything between
+scrapes.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from traitlets import Bool, Unicode
+from traitlets.config import Configurable
+
+from jhub_gateway.models import Cluster, ClusterStatus
+
+from .quotas import Footprint
+
+__all__ = ["CONTENT_TYPE", "ServiceMetrics"]
+
+#: seconds; a cluster start spans process spawn to route live, so the buckets reach minutes
+START_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+HUB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+#: event kinds that mark a cluster becoming usable: the local backend's state change,
+#: the Kubernetes controller's Ready condition
+RUNNING_EVENTS = frozenset({ClusterStatus.RUNNING.name, "Ready=True"})
+_FAILED_REASON_MAX = 64  # reasons are identifiers; anything longer is not one
+
+
+class ServiceMetrics(Configurable):
+    """What ``/metrics`` exposes and who may read it."""
+
+    token = Unicode(
+        "",
+        help="""A bearer token that may read /metrics (``Authorization: Bearer <token>``).
+
+        For a Prometheus that has no JupyterHub token. Empty (the default): only hub
+        tokens holding the ``read:metrics`` scope may scrape, unless ``public`` is set.""",
+        config=True,
+    )
+    public = Bool(
+        False,
+        help="Serve /metrics to anyone, unauthenticated. Only for a network no user can reach.",
+        config=True,
+    )
+    per_user = Bool(
+        False,
+        help="""Also export per-user series (clusters, workers, cores, memory by user).
+
+        Off by default: one series per user grows with the hub and names users.""",
+        config=True,
+    )
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "jhub_gateway_http_requests",
+            "API requests served, by handler, method and status code.",
+            ["handler", "method", "code"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "jhub_gateway_http_request_duration_seconds",
+            "Time to answer an API request, by handler and method.",
+            ["handler", "method"],
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.clusters = Gauge(
+            "jhub_gateway_clusters", "Clusters this replica knows, by state.", ["state"], registry=r
+        )
+        self.workers = Gauge(
+            "jhub_gateway_active_workers", "Workers of running clusters (requested).", registry=r
+        )
+        self.cores = Gauge(
+            "jhub_gateway_active_cores",
+            "Cores held by active clusters, schedulers included.",
+            registry=r,
+        )
+        self.memory = Gauge(
+            "jhub_gateway_active_memory_bytes",
+            "Memory held by active clusters, schedulers included.",
+            registry=r,
+        )
+        self.starts = Counter(
+            "jhub_gateway_cluster_starts",
+            "Cluster starts that ended, by outcome (running, failed) and reason.",
+            ["outcome", "reason"],
+            registry=r,
+        )
+        self.start_seconds = Histogram(
+            "jhub_gateway_cluster_start_duration_seconds",
+            "Time from a cluster's creation until it was running.",
+            buckets=START_BUCKETS,
+            registry=r,
+        )
+        self.auth_cache = Counter(
+            "jhub_gateway_hub_auth_cache",
+            "Hub token lookups answered from the cache (hit) or by asking the hub (miss).",
+            ["result"],
+            registry=r,
+        )
+        self.hub_seconds = Histogram(
+            "jhub_gateway_hub_request_duration_seconds",
+            "Time the hub took to answer token lookups, by status code (599: unreachable).",
+            ["code"],
+            buckets=HUB_BUCKETS,
+            registry=r,
+        )
+        self.user_series: tuple[Gauge, ...] = ()
+        if self.per_user:
+            self.user_series = tuple(
+                Gauge(
+                    f"jhub_gateway_user_{what}",
+                    f"Active {what} of each user.",
+                    ["user"],
+                    registry=r,
+                )
+                for what in ("clusters", "workers", "cores", "memory_bytes")
+            )
+        # clusters whose start outcome was counted; pruned to the clusters still known
+        self._start_counted: set[str] = set()
+        for state in ClusterStatus:
+            self.clusters.labels(state.name.lower())
+        for result in ("hit", "miss"):
+            self.auth_cache.labels(result)
+
+    # -- observers ----------------------------------------------------------------------
+
+    def observe_request(self, handler: str, method: str, code: int, seconds: float) -> None:
+        self.requests.labels(handler, method, str(code)).inc()
+        self.request_seconds.labels(handler, method).observe(seconds)
+
+    def observe_auth_cache(self, hit: bool) -> None:
+        self.auth_cache.labels("hit" if hit else "miss").inc()
+
+    def observe_hub_request(self, code: int, seconds: float) -> None:
+        self.hub_seconds.labels(str(code)).observe(seconds)
+
+    # -- scrape -------------------------------------------------------------------------
+
+    def may_scrape(self, bearer: str | None) -> bool:
+        """Whether a request with this bearer token may read metrics without a hub scope."""
+        if self.public:
+            return True
+        return (
+            bool(self.token)
+            and bearer is not None
+            and hmac.compare_digest(self.token.encode(), bearer.encode("utf-8", "surrogateescape"))
+        )
+
+    def refresh(self, census: Iterable[tuple[Cluster, Footprint]]) -> None:
+        """Bring cluster gauges and start counters up to date with what the service knows."""
+        by_state = dict.fromkeys(ClusterStatus, 0)
+        workers = 0
+        cores = 0.0
+        memory = 0
+        per_user: dict[str, list[float]] = {}
+        known: set[str] = set()
+        for cluster, footprint in census:
+            known.add(cluster.name)
+            by_state[cluster.status] += 1
+            if cluster.status.is_active:
+                workers += footprint.workers
+                cores += footprint.cores
+                memory += footprint.memory
+                if self.user_series:
+                    row = per_user.setdefault(cluster.username, [0, 0, 0.0, 0])
+                    row[0] += 1
+                    row[1] += footprint.workers
+                    row[2] += footprint.cores
+                    row[3] += footprint.memory
+            self._count_start(cluster)
+        for state, count in by_state.items():
+            self.clusters.labels(state.name.lower()).set(count)
+        self.workers.set(workers)
+        self.cores.set(cores)
+        self.memory.set(memory)
+        for gauge in self.user_series:
+            gauge.clear()
+        for user, row in per_user.items():
+            for gauge, value in zip(self.user_series, row, strict=True):
+                gauge.labels(user).set(value)
+        self._start_counted &= known
+
+    def _count_start(self, cluster: Cluster) -> None:
+        if cluster.name in self._start_counted:
+            return
+        running = next((e for e in cluster.events if e.kind in RUNNING_EVENTS), None)
+        if running is not None:
+            self._start_counted.add(cluster.name)
+            self.starts.labels("running", "Started").inc()
+            started = cluster.start_time / 1000.0
+            self.start_seconds.observe(max(0.0, running.time - started))
+        elif cluster.status == ClusterStatus.FAILED:
+            self._start_counted.add(cluster.name)
+            self.starts.labels("failed", _reason_label(cluster.reason)).inc()
+        elif cluster.status.is_terminal:
+            # stopped before it ever ran: not a start that ended, but do not count it later
+            self._start_counted.add(cluster.name)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _reason_label(reason: str) -> str:
+    if reason and len(reason) <= _FAILED_REASON_MAX and reason.replace("_", "").isalnum():
+        return reason
+    return "Other"

@@ -1,0 +1,113 @@
+"""ServiceMetrics: gauges and start counters derived from the clusters the service knows."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+from traitlets.config import Config
+
+from jhub_gateway.hub_service.metrics import ServiceMetrics
+from jhub_gateway.hub_service.quotas import Footprint
+from jhub_gateway.models import Cluster, ClusterEvent, ClusterStatus
+
+GIB = 2**30
+
+
+def footprint(workers: int) -> Footprint:
+    return Footprint(1.0, GIB, 2.0, 4 * GIB, workers)
+
+
+def cluster(
+    name: str, user: str, status: ClusterStatus, reason: str = "", ran_after: float | None = None
+) -> Cluster:
+    c = Cluster(name=name, username=user, start_time=1_000_000)
+    if ran_after is not None:
+        c.events.append(ClusterEvent(1000.0 + ran_after, "RUNNING", "SchedulerReady"))
+    c.status = status
+    c.reason = reason
+    return c
+
+
+def samples(metrics: ServiceMetrics) -> dict[tuple[str, frozenset], float]:
+    text = metrics.render().decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(metrics: ServiceMetrics, name: str, **labels: str) -> float:
+    return samples(metrics).get((name, frozenset(labels.items())), 0.0)
+
+
+def test_gauges_sum_active_clusters_only():
+    m = ServiceMetrics()
+    m.refresh(
+        [
+            (cluster("a", "alice", ClusterStatus.RUNNING, ran_after=2.0), footprint(3)),
+            (cluster("b", "bob", ClusterStatus.PENDING), footprint(1)),
+            (cluster("c", "bob", ClusterStatus.STOPPED, "StopRequested"), footprint(5)),
+        ]
+    )
+    assert value(m, "jhub_gateway_clusters", state="running") == 1
+    assert value(m, "jhub_gateway_clusters", state="pending") == 1
+    assert value(m, "jhub_gateway_clusters", state="stopped") == 1
+    assert value(m, "jhub_gateway_clusters", state="failed") == 0
+    assert value(m, "jhub_gateway_active_workers") == 4
+    assert value(m, "jhub_gateway_active_cores") == (1 + 3 * 2) + (1 + 1 * 2)
+    assert value(m, "jhub_gateway_active_memory_bytes") == (1 + 12) * GIB + (1 + 4) * GIB
+    # per-user series are off by default: no user names in the output
+    assert "alice" not in m.render().decode()
+
+
+def test_each_start_counts_once_with_its_latency_and_failures_by_reason():
+    m = ServiceMetrics()
+    running = cluster("a", "alice", ClusterStatus.RUNNING, ran_after=2.5)
+    failed = cluster("f", "bob", ClusterStatus.FAILED, "StartTimeout")
+    odd = cluster("g", "bob", ClusterStatus.FAILED, "no such <reason>")
+    for _ in range(3):  # scrapes repeat; a start is counted the first time it is seen
+        m.refresh([(running, footprint(0)), (failed, footprint(0)), (odd, footprint(0))])
+    assert value(m, "jhub_gateway_cluster_starts_total", outcome="running", reason="Started") == 1
+    assert (
+        value(m, "jhub_gateway_cluster_starts_total", outcome="failed", reason="StartTimeout") == 1
+    )
+    # reasons that are not identifiers do not become label values
+    assert value(m, "jhub_gateway_cluster_starts_total", outcome="failed", reason="Other") == 1
+    assert value(m, "jhub_gateway_cluster_start_duration_seconds_count") == 1
+    assert value(m, "jhub_gateway_cluster_start_duration_seconds_sum") == 2.5
+    assert value(m, "jhub_gateway_cluster_start_duration_seconds_bucket", le="5.0") == 1
+    assert value(m, "jhub_gateway_cluster_start_duration_seconds_bucket", le="2.0") == 0
+
+
+def test_kubernetes_ready_condition_marks_the_start():
+    m = ServiceMetrics()
+    c = cluster("k", "alice", ClusterStatus.RUNNING)
+    c.events.append(ClusterEvent(1004.0, "Ready=True", "SchedulerReady"))
+    m.refresh([(c, footprint(0))])
+    assert value(m, "jhub_gateway_cluster_start_duration_seconds_sum") == 4.0
+
+
+def test_per_user_series_when_enabled_and_cleared_when_gone():
+    config = Config()
+    config.ServiceMetrics.per_user = True
+    m = ServiceMetrics(config=config)
+    a = cluster("a", "alice", ClusterStatus.RUNNING, ran_after=1)
+    m.refresh([(a, footprint(2))])
+    assert value(m, "jhub_gateway_user_workers", user="alice") == 2
+    assert value(m, "jhub_gateway_user_clusters", user="alice") == 1
+    m.refresh([])
+    assert ("jhub_gateway_user_workers", frozenset({("user", "alice")})) not in samples(m)
+
+
+def test_scrape_permission():
+    assert not ServiceMetrics().may_scrape(None)
+    assert not ServiceMetrics().may_scrape("anything")
+    config = Config()
+    config.ServiceMetrics.token = "s3cret"
+    with_token = ServiceMetrics(config=config)
+    assert with_token.may_scrape("s3cret")
+    assert not with_token.may_scrape("s3cre")
+    assert not with_token.may_scrape("ŝ3cret")
+    config = Config()
+    config.ServiceMetrics.public = True
+    assert ServiceMetrics(config=config).may_scrape(None)
