@@ -32,6 +32,7 @@ from .clusters import ClusterService
 from .metrics import ServiceMetrics
 from .proxy import ProxyError
 from .quotas import UserQuotas
+from .server_watch import ServerWatch, ServerWatchLoop, start_server_watch
 from .session import SessionCookies
 from .web import make_web_app
 
@@ -199,6 +200,7 @@ class GatewayApp(Application):
         self.clusters: ClusterService | None = None
         self.metrics = ServiceMetrics(parent=self)
         self.http_server: HTTPServer | None = None
+        self.server_watch: ServerWatchLoop | None = None
         self._stop_requested = asyncio.Event()
         self._started = False
 
@@ -313,6 +315,9 @@ class GatewayApp(Application):
             dashboard_auth_url=internal_url + self.prefix + "api/v1/dashboard-auth",
         )
         await self.gateway_backend.setup(context)
+        self.server_watch = await start_server_watch(
+            ServerWatch(parent=self), self.auth, self.clusters
+        )
         self._started = True
         self.log.info(
             "jhub-gateway %s serving at %s (api on %s)", __version__, public, internal_url
@@ -321,6 +326,8 @@ class GatewayApp(Application):
     async def stop(self) -> None:
         if self.http_server is not None:
             self.http_server.stop()
+        if self.server_watch is not None:
+            await self.server_watch.stop()
         if self.gateway_backend is not None:
             await self.gateway_backend.cleanup()
         if self.auth is not None:
@@ -363,6 +370,7 @@ class GatewayApp(Application):
             LocalBackend,
             TraefikProxy,
             ServiceMetrics,
+            ServerWatch,
         ]
 
 

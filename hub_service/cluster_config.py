@@ -11,7 +11,7 @@ import math
 import shlex
 from typing import Any
 
-from traitlets import Dict, Float, Integer, List, TraitError, Unicode, Union, validate
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, Union, validate
 from traitlets.config import Configurable
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -42,6 +42,15 @@ def parse_memory(value: Any) -> int:
 class ClusterConfig(Configurable):
     """Resources, commands and policies of one cluster."""
 
+    keep_after_server_stops = Bool(
+        False,
+        help="""Keep this cluster running after its owner's JupyterHub server stops.
+
+        Off by default: clusters stop a grace period after the owner's server
+        (``ServerWatch``). Expose it as a cluster option to let users opt out; an
+        operator forbids opting out with ``c.ServerWatch.allow_opt_out = False``.""",
+        config=True,
+    )
     scheduler_cmd = Union(
         [Unicode(), List(Unicode())],
         default_value=["dask", "scheduler"],

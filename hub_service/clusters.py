@@ -168,6 +168,31 @@ class ClusterService:
         await asyncio.gather(*(self.stop(admin, c.name) for c in clusters))
         return len(clusters)
 
+    def owners_bound_to_servers(self, allow_opt_out: bool) -> set[str]:
+        """Owners of active clusters that should stop with their owner's notebook server."""
+        return {c.username for c in self._bound_clusters(None, allow_opt_out)}
+
+    async def stop_for_server_gone(self, username: str, message: str, allow_opt_out: bool) -> int:
+        """Stop ``username``'s clusters because their notebook server is gone; how many."""
+        clusters = self._bound_clusters(username, allow_opt_out)
+        await asyncio.gather(
+            *(
+                self._backend.stop_cluster(c.name, reason="OwnerServerStopped", message=message)
+                for c in clusters
+            )
+        )
+        return len(clusters)
+
+    def _bound_clusters(self, username: str | None, allow_opt_out: bool) -> list[Cluster]:
+        return [
+            c
+            for c in self._backend.list_clusters(username, set(ACTIVE))
+            if not (
+                allow_opt_out
+                and getattr(self._backend.cluster_config(c), "keep_after_server_stops", False)
+            )
+        ]
+
     def scheduler_of(self, name: str, token: str | None) -> Cluster | None:
         """The cluster if ``token`` is its own (the request comes from its scheduler)."""
         cluster = self._backend.get_cluster(name) if is_valid_cluster_name(name) else None

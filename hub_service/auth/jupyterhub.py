@@ -328,6 +328,33 @@ class JupyterHubAuthenticator(Authenticator):
         identity = await self._lookup(token)
         return scope in identity.scopes
 
+    async def hub_get(self, path: str) -> Any:
+        """GET ``path`` of the hub API with the service's own token; the decoded JSON.
+
+        Raises ServiceUnavailable when the hub cannot be reached or does not answer 200.
+        """
+        code, body = await self._hub_request(
+            HTTPRequest(
+                self.api_url + path,
+                headers={
+                    "Authorization": f"token {self.api_token}",
+                    "Accept": "application/jupyterhub-pagination+json",
+                },
+            )
+        )
+        if code != 200:
+            raise self._unavailable(f"hub API answered {code} to {path.split('?')[0]}")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise self._unavailable("hub API sent invalid JSON") from None
+
+    async def own_scopes(self) -> set[str]:
+        """The scopes of the service's own token, as the hub reports them."""
+        model = await self.hub_get("/user")
+        scopes = model.get("scopes") if isinstance(model, dict) else None
+        return {s for s in scopes or () if isinstance(s, str)}
+
     async def _lookup(self, token: str) -> HubIdentity:
         return await self._cache.get(token_key(token), lambda: self._ask_hub(token))
 
