@@ -29,6 +29,7 @@ from .backends import backend_class
 from .backends.base import Backend, GatewayContext
 from .backends.local.store import StoreError
 from .clusters import ClusterService
+from .idle import IdlePolicy
 from .metrics import ServiceMetrics
 from .proxy import ProxyError
 from .quotas import UserQuotas
@@ -245,7 +246,9 @@ class GatewayApp(Application):
             self.cluster_options, self.gateway_backend.cluster_config_class, self.log
         )
         quotas = UserQuotas(parent=self)
-        self.clusters = ClusterService(self.gateway_backend, self.cluster_options, quotas)
+        self.clusters = ClusterService(
+            self.gateway_backend, self.cluster_options, quotas, IdlePolicy(parent=self)
+        )
 
     def _cookie_secret(self) -> bytes:
         secret = self._read_cookie_secret()
@@ -371,6 +374,7 @@ class GatewayApp(Application):
             TraefikProxy,
             ServiceMetrics,
             ServerWatch,
+            IdlePolicy,
         ]
 
 

@@ -97,9 +97,13 @@ class ClusterConfig(Configurable):
         3.0, min=0.1, help="Seconds between adaptive scaling decisions.", config=True
     )
     idle_timeout = Float(
-        0.0,
+        1800.0,
         min=0,
-        help="Stop a cluster after this many seconds without work (0 = never). Enforced by the scheduler.",
+        help="""Stop a cluster after this many seconds without work (0 = never).
+
+        On by default (30 minutes): a forgotten cluster costs as much as a busy one.
+        Work means tasks queued, processing or waiting for workers. The service
+        judges it from the scheduler's heartbeats, bounded by ``IdlePolicy``.""",
         config=True,
     )
     max_lifetime = Float(

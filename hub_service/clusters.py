@@ -23,6 +23,7 @@ from jhub_gateway.options import Options, OptionsError, resolve_options
 from .admission import Admission
 from .backends.base import Backend
 from .errors import Conflict, Forbidden, InvalidOptions, NotFound, Unauthorized
+from .idle import IdlePolicy
 from .quotas import Footprint, Limits, Usage, UserQuotas
 from .scheduler_comm import send_to_scheduler
 
@@ -42,8 +43,15 @@ class ScaleResult:
 
 
 class ClusterService:
-    def __init__(self, backend: Backend, cluster_options: Any, quotas: UserQuotas) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        cluster_options: Any,
+        quotas: UserQuotas,
+        idle: IdlePolicy | None = None,
+    ) -> None:
         self._backend = backend
+        self.idle = idle if idle is not None else IdlePolicy()
         self.cluster_options = cluster_options
         self.admission = Admission(
             quotas,
@@ -211,8 +219,9 @@ class ClusterService:
         """The scheduler's own stop request (its idle timeout)."""
         await self._backend.stop_cluster(
             cluster.name,
-            reason="StoppedByScheduler",
-            message="the scheduler asked to stop (idle timeout)",
+            # the runtime asks only when idle; the service's own check says the same
+            reason="IdleTimeout",
+            message="the scheduler reported no work for its idle timeout",
         )
 
     def _running(self, user: User, name: str) -> Cluster:
@@ -246,11 +255,16 @@ class ClusterService:
         if cluster.status.is_terminal:
             raise NotFound(f"cluster {name!r} is {cluster.status.name}", reason="cluster_stopped")
         owner = User(name=cluster.username, groups=cluster.owner_groups)
+        idle_timeout = self._backend.cluster_config(cluster).idle_timeout
+        idle_stop = self.idle.stop_message(body, idle_timeout, owner)
         async with self.admission.reserve_workers(owner, cluster, body.get("count", 0)) as (
             count,
             _,
         ):
             await self._backend.on_heartbeat(name, {**body, "count": count})
+        if idle_stop is not None and cluster.status == ClusterStatus.RUNNING:
+            log.info("cluster %s idle, stopping: %s", name, idle_stop)
+            await self._backend.stop_cluster(name, reason="IdleTimeout", message=idle_stop)
 
     async def adapt(self, user: User, name: str, body: dict[str, Any]) -> ScaleResult:
         minimum, maximum, active = _parse_adapt(body)

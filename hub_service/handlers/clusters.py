@@ -112,11 +112,16 @@ _HEARTBEAT_LISTS = ("active_workers", "closing_workers", "closed_workers")
 def parse_heartbeat(body: dict) -> dict:
     """Check a heartbeat's shape: it comes from code the cluster's user controls."""
     body = {
-        k: v for k, v in body.items() if k in ("count", *_HEARTBEAT_ADDRESSES, *_HEARTBEAT_LISTS)
+        k: v
+        for k, v in body.items()
+        if k in ("count", "idle_seconds", *_HEARTBEAT_ADDRESSES, *_HEARTBEAT_LISTS)
     }
     count = body.get("count", 0)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise InvalidOptions("heartbeat count must be a non-negative integer")
+    idle = body.get("idle_seconds", 0.0)
+    if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 <= idle < 1e12:
+        raise InvalidOptions("heartbeat idle_seconds must be a non-negative number of seconds")
     for key in _HEARTBEAT_ADDRESSES:
         if not isinstance(body.get(key, ""), str):
             raise InvalidOptions(f"heartbeat {key} must be a string")

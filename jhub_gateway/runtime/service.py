@@ -266,6 +266,7 @@ class GatewaySchedulerService(SchedulerPlugin):
             "active_workers": sorted(self.active_workers()),
             "closing_workers": sorted(self.closing),
             "closed_workers": sorted(self.closed),
+            "idle_seconds": self.idle_seconds(),
         }
 
     @property
@@ -309,15 +310,19 @@ class GatewaySchedulerService(SchedulerPlugin):
 
     # -- idle shutdown ---------------------------------------------------------
 
-    def is_idle(self) -> bool:
+    def idle_seconds(self) -> float:
+        """How long the scheduler has had no work (0 while it has some)."""
         s = self.scheduler
         # The scheduler's own check_idle (run every 250 ms) resets idle_since on
         # any task transition; the explicit checks guard against a stale value.
         if s.idle_since is None or s.queued or s.unrunnable:
-            return False
+            return 0.0
         if any(ws.processing for ws in s.workers.values()):
-            return False
-        return time() - s.idle_since >= self.settings.idle_timeout
+            return 0.0
+        return max(0.0, time() - s.idle_since)
+
+    def is_idle(self) -> bool:
+        return self.idle_seconds() >= self.settings.idle_timeout > 0
 
     async def _idle_loop(self) -> None:
         interval = self.settings.idle_timeout / 4
