@@ -41,7 +41,7 @@ class GatewayServerError(_ServerMessage, Exception):
 
 
 class GatewayValueError(_ServerMessage, ValueError):
-    """The request named something unknown or invalid (HTTP 404, 422)."""
+    """The request named something unknown or invalid (HTTP 400, 404, 413, 422)."""
 
     def __init__(self, message: str, status: int | None = None, reason: str | None = None):
         super().__init__(message)
@@ -86,7 +86,7 @@ def error_for_status(status: int, text: str, url: str = "") -> Exception | None:
     reason, message = parse_error_body(text)
     if not message:
         message = f"HTTP {status} from {url}" if url else f"HTTP {status}"
-    if status in (404, 422):
+    if status in (400, 404, 413, 422):
         return GatewayValueError(message, status, reason)
     if status == 409:
         return GatewayClusterError(message, status, reason)

@@ -11,8 +11,21 @@ import math
 import shlex
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, Union, validate
+from traitlets import (
+    Bool,
+    Dict,
+    Float,
+    Integer,
+    List,
+    TraitError,
+    TraitType,
+    Unicode,
+    Union,
+    validate,
+)
 from traitlets.config import Configurable
+
+from jhub_gateway import cluster_fields
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
@@ -39,112 +52,50 @@ def parse_memory(value: Any) -> int:
     return int(size)
 
 
+def _trait(name: str) -> TraitType:
+    """The trait of core field ``name`` (its default, bounds and help come from the core)."""
+    spec = cluster_fields.field(name)
+    common: dict[str, Any] = {"help": spec.help, "config": True}
+    if spec.optional:
+        common["allow_none"] = True
+    kind, default = spec.kind, spec.default
+    if kind == "command":
+        return Union([Unicode(), List(Unicode())], default_value=list(default), **common)
+    if kind == "environment":
+        return Dict(Unicode(), default_value=dict(default), **common)
+    if kind == "memory":
+        return Union([Integer(), Unicode()], default_value=default, **common)
+    if kind == "flag":
+        return Bool(bool(default), **common)
+    if kind == "count":
+        return Integer(default, min=0, **common)
+    if kind == "threads":
+        return Integer(default, min=0, **common)
+    bounds = {"cores": 0 if spec.optional else 0.001, "seconds": 0, "timeout": 1, "period": 0.1}
+    return Float(default, min=bounds[kind], **common)
+
+
 class ClusterConfig(Configurable):
-    """Resources, commands and policies of one cluster."""
+    """Resources, commands and policies of one cluster (the fields of
+    :mod:`jhub_gateway.cluster_fields`, one trait each)."""
 
-    keep_after_server_stops = Bool(
-        False,
-        help="""Keep this cluster running after its owner's JupyterHub server stops.
-
-        Off by default: clusters stop a grace period after the owner's server
-        (``ServerWatch``). Expose it as a cluster option to let users opt out; an
-        operator forbids opting out with ``c.ServerWatch.allow_opt_out = False``.""",
-        config=True,
-    )
-    scheduler_cmd = Union(
-        [Unicode(), List(Unicode())],
-        default_value=["dask", "scheduler"],
-        help="""Command that starts a Dask scheduler (a string is split like a shell would).
-
-        The old ``dask-scheduler`` script no longer ships with distributed; use
-        ``dask scheduler`` or ``python -m distributed.cli.dask_scheduler``.""",
-        config=True,
-    )
-    worker_cmd = Union(
-        [Unicode(), List(Unicode())],
-        default_value=["dask", "worker"],
-        help="Command that starts a Dask worker (``dask worker``).",
-        config=True,
-    )
-    environment = Dict(
-        Unicode(),
-        help="Extra environment variables for schedulers and workers.",
-        config=True,
-    )
-    worker_cores = Float(
-        1,
-        min=0.001,
-        help="Cores per worker (its thread count when worker_threads is 0).",
-        config=True,
-    )
-    worker_threads = Integer(
-        0, min=0, help="Threads per worker; 0 means one per core (at least 1).", config=True
-    )
-    worker_memory = Union(
-        [Integer(), Unicode()],
-        default_value="2 G",
-        help="Memory limit per worker, e.g. '4 G'.",
-        config=True,
-    )
-    scheduler_cores = Float(1, min=0.001, help="Cores reserved for the scheduler.", config=True)
-    scheduler_memory = Union(
-        [Integer(), Unicode()],
-        default_value="2 G",
-        help="Memory reserved for the scheduler.",
-        config=True,
-    )
-    adaptive_period = Float(
-        3.0, min=0.1, help="Seconds between adaptive scaling decisions.", config=True
-    )
-    idle_timeout = Float(
-        1800.0,
-        min=0,
-        help="""Stop a cluster after this many seconds without work (0 = never).
-
-        On by default (30 minutes): a forgotten cluster costs as much as a busy one.
-        Work means tasks queued, processing or waiting for workers. The service
-        judges it from the scheduler's heartbeats, bounded by ``IdlePolicy``.""",
-        config=True,
-    )
-    max_lifetime = Float(
-        0.0,
-        min=0,
-        help="Stop a cluster this many seconds after it started, whatever it does (0 = no limit).",
-        config=True,
-    )
-    cluster_max_workers = Integer(
-        None,
-        allow_none=True,
-        min=0,
-        help="Most workers one cluster may have (None = no limit).",
-        config=True,
-    )
-    cluster_max_cores = Float(
-        None,
-        allow_none=True,
-        min=0,
-        help="Most cores one cluster may use, scheduler included.",
-        config=True,
-    )
-    cluster_max_memory = Union(
-        [Integer(), Unicode()],
-        default_value=None,
-        allow_none=True,
-        help="Most memory one cluster may use, scheduler included, e.g. '64 G'.",
-        config=True,
-    )
-    scheduler_start_timeout = Float(
-        60.0,
-        min=1,
-        help="Seconds a scheduler may take to report in before the cluster FAILS.",
-        config=True,
-    )
-    worker_start_timeout = Float(
-        60.0,
-        min=1,
-        help="Seconds a worker may take to connect before it is replaced (and counted as a failure).",
-        config=True,
-    )
+    scheduler_cmd = _trait("scheduler_cmd")
+    worker_cmd = _trait("worker_cmd")
+    environment = _trait("environment")
+    worker_cores = _trait("worker_cores")
+    worker_threads = _trait("worker_threads")
+    worker_memory = _trait("worker_memory")
+    scheduler_cores = _trait("scheduler_cores")
+    scheduler_memory = _trait("scheduler_memory")
+    adaptive_period = _trait("adaptive_period")
+    idle_timeout = _trait("idle_timeout")
+    keep_after_server_stops = _trait("keep_after_server_stops")
+    max_lifetime = _trait("max_lifetime")
+    cluster_max_workers = _trait("cluster_max_workers")
+    cluster_max_cores = _trait("cluster_max_cores")
+    cluster_max_memory = _trait("cluster_max_memory")
+    scheduler_start_timeout = _trait("scheduler_start_timeout")
+    worker_start_timeout = _trait("worker_start_timeout")
 
     @validate("worker_memory", "scheduler_memory", "cluster_max_memory")
     def _check_memory(self, proposal: dict) -> Any:

@@ -30,6 +30,8 @@ from .scheduler_comm import send_to_scheduler
 log = logging.getLogger("jhub_gateway.hub_service")
 
 ACTIVE = frozenset({ClusterStatus.PENDING, ClusterStatus.RUNNING})
+#: states a ?wait long poll waits through (each ends in RUNNING or a final state)
+_SETTLING = frozenset({ClusterStatus.PENDING, ClusterStatus.STOPPING})
 UNBOUNDED = 2**31 - 1
 
 
@@ -102,11 +104,16 @@ class ClusterService:
             )
         return self._backend.list_clusters(username, set(ACTIVE) if statuses is None else statuses)
 
-    async def wait_while_pending(self, user: User, name: str, timeout: float) -> Cluster:
-        """The cluster once it left PENDING, or as it is after ``timeout`` seconds."""
+    async def wait_until_settled(self, user: User, name: str, timeout: float) -> Cluster:
+        """The cluster once it is RUNNING, STOPPED or FAILED, or as it is after ``timeout``.
+
+        STOPPING is waited through too: a start that fails passes through it on its
+        way to FAILED, and a client waiting for the start (upstream's too) must see
+        FAILED with the reason, not "already stopped".
+        """
         deadline = time.monotonic() + timeout
         cluster = self.lookup(user, name)
-        while cluster.status == ClusterStatus.PENDING:
+        while cluster.status in _SETTLING:
             left = deadline - time.monotonic()
             if left <= 0:
                 break

@@ -140,7 +140,7 @@ def openapi_document(prefix: str) -> dict[str, Any]:
         },
         "/api/v1/clusters/{name}": {
             "get": {
-                "summary": "One cluster; ?wait long-polls until it leaves PENDING",
+                "summary": "One cluster; ?wait long-polls until it is RUNNING, STOPPED or FAILED",
                 "security": _USER,
                 "parameters": [
                     _NAME,

@@ -61,8 +61,8 @@ def redact_text(text: str) -> str:
 def _redact_record(record: logging.LogRecord) -> None:
     try:
         message = record.getMessage()
-    except Exception:  # a malformed call: keep the record as it came
-        return
+    except Exception:  # a malformed call: its arguments may still hold a secret
+        message = f"{record.msg!r} % {record.args!r} (the log call's arguments did not format)"
     record.msg, record.args = redact_text(message), None
     if record.exc_info and not record.exc_text:
         record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))

@@ -58,7 +58,7 @@ class ClusterSpec:
     worker_memory: int = 2 * GIB
     worker_memory_limit: int = 0
     worker_threads: int = 0
-    idle_timeout: float = 0.0
+    idle_timeout: float = 1800.0
     adaptive_period: float = 3.0
     scheduler_extra_pod_config: Mapping[str, Any] = field(default_factory=_empty)
     scheduler_extra_container_config: Mapping[str, Any] = field(default_factory=_empty)

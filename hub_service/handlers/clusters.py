@@ -44,7 +44,7 @@ class ClusterHandler(BaseHandler):
     async def get(self, name: str) -> None:
         user = await self.authenticate()
         if self.get_query_argument("wait", None) is not None:
-            cluster = await self.clusters.wait_while_pending(user, name, WAIT_SECONDS)
+            cluster = await self.clusters.wait_until_settled(user, name, WAIT_SECONDS)
         else:
             cluster = self.clusters.lookup(user, name)
         self.write_json(cluster.to_wire(include_credentials=True, extended=self.extended))

@@ -51,7 +51,8 @@ class GatewayClient:
             log.warning("Gateway %s %s failed: HTTP %s", method, url, exc.code)
             return False
         except OSError as exc:
-            log.warning("Gateway %s %s failed: %s", method, url, type(exc).__name__)
+            # expected while the gateway restarts: the reason, not a traceback per retry
+            log.warning("Gateway %s %s failed: %s: %s", method, url, type(exc).__name__, exc)
             return False
         return True
 

@@ -18,6 +18,7 @@ import click
 from distributed.comm.addressing import parse_host_port
 from distributed.scheduler import Scheduler
 
+from .. import redact
 from .service import PLUGIN_NAME, GatewaySchedulerService, RuntimeSettings
 
 ENV_API_URL = "DASK_GATEWAY_API_URL"
@@ -59,6 +60,10 @@ async def load_settings(
     token = await _read_token(os.environ[ENV_API_TOKEN])
     if not token:
         raise RuntimeError(f"{ENV_API_TOKEN} is empty")
+    # Tracebacks in the scheduler log (the gateway shows its lines as cluster
+    # events) must not carry the cluster token.
+    redact.install()
+    redact.register_secret(token)
     host, port = parse_api_address(api_address)
     return RuntimeSettings(
         api_url=os.environ[ENV_API_URL],

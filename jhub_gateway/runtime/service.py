@@ -241,8 +241,8 @@ class GatewaySchedulerService(SchedulerPlugin):
                 close_workers=True,
                 stimulus_id=f"jhub-gateway-scale-down-{time()}",
             )
-        except Exception as exc:
-            log.warning("Retiring workers %s failed: %s", sorted(names), type(exc).__name__)
+        except Exception:
+            log.warning("Retiring workers %s failed", sorted(names), exc_info=True)
         finally:
             # Workers that are still here get another retire after the next heartbeat.
             self._retiring -= names
@@ -288,8 +288,8 @@ class GatewaySchedulerService(SchedulerPlugin):
             closed_sent = set(message["closed_workers"])
             try:
                 ok = await self.client.heartbeat(message)
-            except Exception as exc:
-                log.warning("Heartbeat failed: %s", type(exc).__name__)
+            except Exception:
+                log.warning("Heartbeat failed", exc_info=True)
                 ok = False
             if ok:
                 self.closed -= closed_sent
@@ -338,5 +338,5 @@ class GatewaySchedulerService(SchedulerPlugin):
             )
             try:
                 self._idle_reported = await self.client.stop_cluster()
-            except Exception as exc:
-                log.warning("Idle shutdown request failed: %s", type(exc).__name__)
+            except Exception:
+                log.warning("Idle shutdown request failed", exc_info=True)

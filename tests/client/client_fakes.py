@@ -1,5 +1,10 @@
 """A small fake gateway server speaking upstream's wire protocol, for client tests.
 
+Its error reasons and messages are the real service's (``tests/client/test_real_service.py``
+checks those against the service itself); it exists for what the real service
+cannot be made to produce on demand: scripted start progress, a Kubernetes
+start failure, a proxy's 502/503, a long poll that never answers.
+
 It runs a tornado app on its own event loop in a thread, so both async tests
 and the blocking (sync) client API can talk to it. Clusters follow a script of
 states that successive ``?wait`` polls walk through.
@@ -109,7 +114,7 @@ class FakeGateway:
         self.wait_delay = 0.05
         self.cert = make_cluster_cert()
         self.log: list[dict] = []  # one entry per request: method, path, auth, cookie
-        self.default_script: list = [("RUNNING", "SchedulerReady", "scheduler is up")]
+        self.default_script: list = [("RUNNING", "SchedulerReady", "the scheduler reported in")]
         self.loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
         self._thread: threading.Thread | None = None
@@ -181,6 +186,12 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("WWW-Authenticate", "Basic")
         self.finish({"error": reason, "message": message})
 
+    def finish_proxy_error(self, status: int) -> None:
+        # what Traefik answers while the service restarts: plain text, no JSON reason
+        self.set_status(status)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status} Bad Gateway" if status == 502 else f"{status} Service Unavailable")
+
     def prepare(self) -> None:
         auth = self.request.headers.get("Authorization", "")
         cookie = self.get_cookie("fake-gw-session")
@@ -194,7 +205,8 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.user is None:
             self.user = self._check_header(auth)
             if self.user is None:
-                self.fail(401, "Unauthorized", "authentication required")
+                message = "wrong user name or password" if auth else "authentication required"
+                self.fail(401, "unauthorized", message)
                 return
             session = uuid.uuid4().hex
             self.gw.sessions[session] = self.user
@@ -215,9 +227,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def owned(self, name: str) -> FakeCluster | None:
         c = self.gw.clusters.get(name)
         if c is None:
-            self.fail(404, "ClusterNotFound", f"cluster {name!r} not found")
+            self.fail(404, "cluster_not_found", f"no cluster named {name!r}")
         elif c.owner != self.user:
-            self.fail(403, "Forbidden", f"cluster {name!r} belongs to someone else")
+            self.fail(403, "not_owner", f"cluster {name!r} belongs to another user")
         else:
             return c
         return None
@@ -237,7 +249,7 @@ class ClustersHandler(BaseHandler):
     def get(self) -> None:
         wanted = self.get_argument("status", "pending,running").upper().split(",")
         if not set(wanted) <= STATUSES:
-            self.fail(422, "InvalidStatus", f"unknown status in {wanted}")
+            self.fail(422, "invalid", f"unknown status in {wanted}")
             return
         self.finish(
             {n: c.to_dict() for n, c in self.gw.clusters.items()
@@ -249,10 +261,10 @@ class ClustersHandler(BaseHandler):
         known = {s["field"] for s in OPTIONS_SPEC}
         unknown = sorted(set(options) - known)
         if unknown:
-            self.fail(422, "InvalidOptions", f"unknown cluster options: {unknown}")
+            self.fail(422, "invalid", f"unknown cluster options: {unknown}")
             return
         if options.get("image") == "explode":
-            self.fail(500, "InternalError", "backend exploded")
+            self.fail(500, "internal_error", "the gateway hit an unexpected error; see its log")
             return
         name = uuid.uuid4().hex[:12]
         c = self.gw.add_cluster(name, self.user, list(self.gw.default_script))
@@ -273,7 +285,7 @@ class ClusterHandler(BaseHandler):
             await asyncio.sleep(self.gw.wait_delay)
             step = c.script.pop(0) if len(c.script) > 1 else c.script[0]
             if isinstance(step, int):
-                self.fail(step, "Transient", f"proxy said {step}")
+                self.finish_proxy_error(step)
                 return
             c.status, c.reason, c.message = step
         self.finish(c.to_dict())
@@ -281,7 +293,7 @@ class ClusterHandler(BaseHandler):
     def delete(self, name: str) -> None:
         c = self.gw.clusters.get(name)
         if c is not None and c.owner == self.user:
-            c.status, c.reason, c.stop_time = "STOPPED", "UserRequest", time.time()
+            c.status, c.reason, c.stop_time = "STOPPED", "StopRequested", time.time()
             c.script = []
         self.set_status(204)
         self.finish()
@@ -293,13 +305,13 @@ class ScaleHandler(BaseHandler):
         if c is None:
             return
         if c.status != "RUNNING":
-            self.fail(409, "ClusterNotRunning", f"cluster {name!r} is not running")
+            self.fail(409, "not_running", f"cluster {name!r} is {c.status}, not RUNNING")
             return
         body = self.body() or {}
         if op == "scale":
             count = body.get("count")
             if not isinstance(count, int) or count < 0:
-                self.fail(422, "InvalidCount", "count must be an integer >= 0")
+                self.fail(422, "invalid", f"count must be a non-negative integer, got {count!r}")
                 return
             if count > 5:
                 self.finish({"ok": False, "msg": "Scale request clamped to 5 workers"})

@@ -1,4 +1,7 @@
-"""The HTTP API against the fake gateway: auth flows, error mapping, payloads."""
+"""The HTTP API against the fake gateway: auth flows, error mapping, payloads.
+
+The same errors from the real service: ``test_real_service.py``.
+"""
 
 from __future__ import annotations
 
@@ -38,10 +41,10 @@ async def test_basic_challenge_once_then_cookie(fake, gw):
 
 async def test_wrong_password_is_auth_error_with_server_message(fake):
     async with Gateway(fake.address, auth=BasicAuth("alice", "bad"), asynchronous=True) as g:
-        with pytest.raises(GatewayAuthError, match="authentication required") as info:
+        with pytest.raises(GatewayAuthError, match="wrong user name or password") as info:
             await g.list_clusters()
     assert isinstance(info.value, PermissionError)
-    assert info.value.status == 401 and info.value.reason == "Unauthorized"
+    assert info.value.status == 401 and info.value.reason == "unauthorized"
 
 
 async def test_jupyterhub_token_sent_up_front(fake):
@@ -105,10 +108,10 @@ async def test_submit_with_plain_dict_and_config_defaults(fake, gw):
 
 
 async def test_error_mapping(fake, gw):
-    with pytest.raises(GatewayValueError, match="cluster 'missing' not found") as info:
+    with pytest.raises(GatewayValueError, match="no cluster named 'missing'") as info:
         await gw.get_cluster("missing")
     assert isinstance(info.value, ValueError) and info.value.status == 404
-    assert info.value.reason == "ClusterNotFound"
+    assert info.value.reason == "cluster_not_found"
 
     with pytest.raises(GatewayValueError, match="unknown cluster options") as info:
         await gw.submit(bogus=1)
@@ -118,16 +121,16 @@ async def test_error_mapping(fake, gw):
         await gw.list_clusters(status="sleeping")  # rejected client-side
 
     fake.add_cluster("pending")
-    with pytest.raises(GatewayClusterError, match="not running") as info:
+    with pytest.raises(GatewayClusterError, match="is PENDING, not RUNNING") as info:
         await gw.scale_cluster("pending", 2)
-    assert info.value.status == 409
+    assert (info.value.status, info.value.reason) == (409, "not_running")
 
-    with pytest.raises(GatewayServerError, match="backend exploded") as info:
+    with pytest.raises(GatewayServerError, match="unexpected error") as info:
         await gw.submit(image="explode")
-    assert info.value.status == 500
+    assert (info.value.status, info.value.reason) == (500, "internal_error")
 
     fake.add_cluster("bobs", owner="bob")
-    with pytest.raises(GatewayAuthError, match="belongs to someone else") as info:
+    with pytest.raises(GatewayAuthError, match="belongs to another user") as info:
         await gw.stop_cluster("nonexistent-is-fine")  # 204 even when unknown
         await gw.scale_cluster("bobs", 1)
     assert info.value.status == 403
@@ -139,8 +142,8 @@ async def test_error_mapping(fake, gw):
 
 
 def test_error_bodies_from_both_servers():
-    assert parse_error_body('{"error": "NotFound", "message": "no such cluster"}') == (
-        "NotFound",
+    assert parse_error_body('{"error": "not_found", "message": "no such cluster"}') == (
+        "not_found",
         "no such cluster",
     )
     assert parse_error_body('{"error": "Cluster does not exist"}') == (
@@ -159,7 +162,7 @@ async def test_scale_adapt_and_clamp_warning(fake, gw):
     await gw.adapt_cluster("run", minimum=1, maximum=4)
     with pytest.warns(GatewayWarning, match="clamped to 5"):
         await gw.scale_cluster("run", 10)
-    with pytest.raises(GatewayValueError, match="count must be"):
+    with pytest.raises(GatewayValueError, match="count must be a non-negative integer"):
         await gw.scale_cluster("run", -1)
 
 

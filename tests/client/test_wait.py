@@ -9,11 +9,12 @@ import pytest
 
 from jhub_gateway.client import BasicAuth, Gateway, GatewayClusterError
 
+# the Kubernetes path's reasons (the local backend's are checked in test_real_service.py)
 PENDING_STEPS = [
-    ("PENDING", "Submitted", "cluster accepted"),
-    ("PENDING", "SchedulerStarting", "waiting for scheduler"),
-    ("PENDING", "SchedulerStarting", "waiting for scheduler"),
-    ("RUNNING", "SchedulerReady", "scheduler is up"),
+    ("PENDING", "Created", "requested by alice"),
+    ("PENDING", "SchedulerStarting", "waiting for the scheduler pod"),
+    ("PENDING", "SchedulerStarting", "waiting for the scheduler pod"),
+    ("RUNNING", "SchedulerReady", "the scheduler reported in"),
 ]
 
 
@@ -31,12 +32,12 @@ async def test_progress_printed_once_per_change_and_logged(fake, gw, capsys, cap
     assert report.scheduler_address.endswith("/c1")
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        "Cluster c1: PENDING (Submitted: cluster accepted)",
-        "Cluster c1: PENDING (SchedulerStarting: waiting for scheduler)",
-        "Cluster c1: RUNNING (SchedulerReady: scheduler is up)",
+        "Cluster c1: PENDING (Created: requested by alice)",
+        "Cluster c1: PENDING (SchedulerStarting: waiting for the scheduler pod)",
+        "Cluster c1: RUNNING (SchedulerReady: the scheduler reported in)",
     ]
     logged = [r.getMessage() for r in caplog.records if r.name == "jhub_gateway.client"]
-    assert "Cluster c1: PENDING (SchedulerStarting: waiting for scheduler)" in logged
+    assert "Cluster c1: PENDING (SchedulerStarting: waiting for the scheduler pod)" in logged
 
 
 async def test_no_progress_output_when_disabled(fake, gw, capsys):
@@ -46,21 +47,21 @@ async def test_no_progress_output_when_disabled(fake, gw, capsys):
 
 
 async def test_failed_start_names_the_reason(fake, gw):
-    fake.add_cluster(
-        "bad", script=[("PENDING", None, None), ("FAILED", "ImagePullError", "no such image")]
-    )
+    # as the controller reports a scheduler pod whose image cannot be pulled
+    failed = ("FAILED", "ImagePullBackOff", 'scheduler: Back-off pulling image "nosuch:1"')
+    fake.add_cluster("bad", script=[("PENDING", "SchedulerStarting", None), failed])
     with pytest.raises(
-        GatewayClusterError, match="failed to start: FAILED .ImagePullError: no such image"
+        GatewayClusterError, match="failed to start: FAILED .ImagePullBackOff: scheduler: Back-off"
     ) as info:
         await gw._wait_for_start("bad")
-    assert info.value.reason == "ImagePullError"
+    assert info.value.reason == "ImagePullBackOff"
 
 
 async def test_stopped_cluster_and_unknown_cluster(fake, gw):
     fake.add_cluster("gone", status="STOPPED")
     with pytest.raises(GatewayClusterError, match="already stopped"):
         await gw._wait_for_start("gone")
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(ValueError, match="no cluster named 'never-existed'"):
         await gw._wait_for_start("never-existed")
 
 
@@ -72,14 +73,15 @@ async def test_transient_proxy_errors_are_retried(fake, gw):
 
 async def test_overall_start_timeout_names_last_status(fake, gw, capsys):
     fake.wait_delay = 0.3  # a server long-poll that keeps answering PENDING
-    fake.add_cluster("slow", script=[("PENDING", "PodPending", "0/3 nodes are available")])
+    waiting = ("PENDING", "SchedulerStarting", "waiting for the scheduler pod")
+    fake.add_cluster("slow", script=[waiting])
     with dask.config.set({"gateway.cluster.start-timeout": 1.5}):
         with pytest.raises(GatewayClusterError) as info:
             await gw._wait_for_start("slow")
     msg = str(info.value)
     assert "did not start within 1.5 s" in msg
-    assert "PENDING (PodPending: 0/3 nodes are available)" in msg
-    assert info.value.reason == "PodPending"
+    assert "PENDING (SchedulerStarting: waiting for the scheduler pod)" in msg
+    assert info.value.reason == "SchedulerStarting"
 
 
 async def test_timeout_while_long_poll_is_in_flight(fake, gw):
@@ -91,9 +93,9 @@ async def test_timeout_while_long_poll_is_in_flight(fake, gw):
 
 
 async def test_new_cluster_timeout_stops_the_cluster(fake, gw):
-    fake.default_script = [("PENDING", "SchedulerStarting", "still starting")]
+    fake.default_script = [("PENDING", "SchedulerStarting", "starting the scheduler process")]
     with dask.config.set({"gateway.cluster.start-timeout": 0.5}):
-        with pytest.raises(GatewayClusterError, match="still starting"):
+        with pytest.raises(GatewayClusterError, match="starting the scheduler process"):
             await gw.new_cluster()
     (cluster,) = fake.clusters.values()
     assert cluster.status == "STOPPED"  # shutdown_on_close=True cleaned up
