@@ -23,7 +23,7 @@ from jhub_gateway.options import Options, OptionsError, resolve_options
 from .admission import Admission
 from .backends.base import Backend
 from .errors import Conflict, Forbidden, InvalidOptions, NotFound, Unauthorized
-from .quotas import Limits, Usage, UserQuotas
+from .quotas import Footprint, Limits, Usage, UserQuotas
 from .scheduler_comm import send_to_scheduler
 
 log = logging.getLogger("jhub_gateway.hub_service")
@@ -111,6 +111,18 @@ class ClusterService:
         self.lookup(user, name)
         await self._backend.wait_for_change(name, timeout)
         return self.lookup(user, name)
+
+    async def wait_for_any_change(self, since: int, timeout: float) -> int:
+        """A change counter, once any cluster changed after ``since`` (or at ``timeout``).
+
+        Fed by the same notifications as :meth:`wait_for_change`; live pages wait on it.
+        ``since=-1`` returns the current counter at once.
+        """
+        return await self._backend.wait_for_any_change(since, timeout)
+
+    def footprint(self, cluster: Cluster) -> Footprint:
+        """What ``cluster`` holds against its owner's quota (cores, memory, workers)."""
+        return Footprint.of(self._backend.cluster_config(cluster), cluster.target_workers)
 
     def usage(self, user: User) -> tuple[Limits, Usage]:
         return self.admission.usage(user)

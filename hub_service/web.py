@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 
 from tornado import web
 
+from . import pages
 from .auth.base import Authenticator
 from .clusters import ClusterService
-from .handlers import clusters, dashboard_auth, misc, pages
+from .handlers import clusters, dashboard_auth, misc
 from .handlers.base import NotFoundHandler
 from .session import SessionCookies
 
