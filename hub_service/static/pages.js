@@ -232,7 +232,12 @@
       active: true,
     }));
     const snip = el("button", { type: "button", text: "Snippet", "aria-label": "Show the notebook snippet for " + c.name });
-    snip.addEventListener("click", () => { document.getElementById("snippet").textContent = snippet(c.name); });
+    snip.addEventListener("click", () => {
+      const code = document.getElementById("snippet");
+      code.dataset.cluster = c.name;
+      code.textContent = snippet(c.name);
+      code.closest("section").scrollIntoView({ block: "nearest" });
+    });
     return el("div", { class: "controls" },
       el("span", { class: "group" }, el("label", { for: scaleId, text: "Workers" }), scale, scaleButton),
       el("span", { class: "group" }, el("label", { for: minId, text: "Adapt min" }), amin,
@@ -292,9 +297,13 @@
     document.getElementById("usage").textContent =
       "Using " + part(u.clusters, l.clusters, String) + " clusters, " + part(u.workers, l.workers, String) +
       " workers, " + part(u.cores, l.cores, cores) + " cores, " + part(u.memory, l.memory, bytes) + " memory.";
-    const first = data.clusters.length ? data.clusters[0].name : null;
+    // the snippet names the chosen cluster while it exists, else the newest one
     const code = document.getElementById("snippet");
-    if (!code.textContent || !first || !code.textContent.includes("connect(\"")) code.textContent = snippet(first);
+    if (!seen.has(code.dataset.cluster || "")) {
+      const newest = data.clusters.length ? data.clusters[data.clusters.length - 1].name : "";
+      code.dataset.cluster = newest;
+      code.textContent = snippet(newest);
+    }
   }
 
   function setupMine() {

@@ -79,7 +79,7 @@ async def test_user_finds_the_service_creates_scales_and_stops_a_cluster(env):
     await page.fill(f"#scale-{name}", "1")
     await card(page, name).get_by_role("button", name="Scale").click()
     await card(page, name).locator(".workers", has_text="1 / 1").wait_for(timeout=60_000)
-    assert 'connect("' in await page.inner_text("#snippet")
+    assert f'Gateway().connect("{name}").get_client()' in await page.inner_text("#snippet")
     await page.screenshot(path=str(env.shots / "my-clusters.png"), full_page=True)
 
     href = await card(page, name).locator("a.dashboard").get_attribute("href")
@@ -106,6 +106,11 @@ async def test_a_user_sees_only_their_clusters_and_new_ones_live(env):
     assert await card(page, bobs).count() == 0
     assert bobs not in await page.content()
     assert await page.evaluate("window.notReloaded") is True
+    # usable at phone width: nothing wider than the screen, the controls still reachable
+    await page.set_viewport_size({"width": 390, "height": 844})
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert await card(page, mine).get_by_role("button", name=f"Stop {mine}").is_visible()
+    await page.screenshot(path=str(env.shots / "my-clusters-phone.png"), full_page=True)
     # nor may alice open bob's dashboard, or stop his cluster through the API
     await until(lambda: _is(env, "bob", bobs, "RUNNING"), 60, what="bob's cluster running")
     response = await page.goto(f"{env.address}/clusters/{bobs}/status")
