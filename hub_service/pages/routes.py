@@ -9,6 +9,7 @@ from jhub_gateway.models import User
 from ..errors import Forbidden, InvalidOptions
 from ..handlers.base import BaseHandler
 from ..handlers.clusters import parse_status_filter
+from ..openapi import _errors, _resp
 from . import views
 from .html import PageHandler
 from .live import EventStreamHandler
@@ -116,8 +117,6 @@ handlers = [
 
 
 def _get(summary: str, *codes: int, params: list | None = None) -> dict[str, Any]:
-    from ..openapi import _errors, _resp
-
     op: dict[str, Any] = {
         "summary": summary,
         "security": [{"gatewayAuth": []}],
