@@ -151,6 +151,13 @@ async def test_admin_reaches_all_clusters_from_the_hub_and_stops_one_live(env):
         await admin.locator(f'#users tr[data-user="{user}"] td.clusters', has_text="1").wait_for()
     for name in (alices, bobs):
         await admin.locator(f'#all-clusters tr[data-name="{name}"]').wait_for()
+    # the page shows what the API says
+    _, api = await env.api("GET", "/api/v1/admin/overview", "root")
+    shown = await admin.locator("#all-clusters tbody tr[data-name]").evaluate_all(
+        "rows => rows.map(r => r.dataset.name)"
+    )
+    assert sorted(shown) == sorted(c["name"] for c in api["clusters"]) == sorted([alices, bobs])
+    assert await admin.inner_text("#count") == f"({api['total']})"
     link = admin.locator('#users tr[data-user="bob"] a.hub-user')
     assert "/hub/admin" in await link.get_attribute("href")
     await admin.screenshot(path=str(env.shots / "all-clusters.png"), full_page=True)
