@@ -25,6 +25,7 @@ async def env(tmp_path_factory):
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             stack.browser = browser
+            stack.console_errors = []
             stack.shots = Path(os.environ.get("PAGES_SCREENSHOT_DIR") or root / "screenshots")
             stack.shots.mkdir(parents=True, exist_ok=True)
             yield stack
@@ -32,10 +33,21 @@ async def env(tmp_path_factory):
             await browser.close()
 
 
+@pytest.fixture(autouse=True)
+def no_script_or_csp_errors(env):
+    """Every page runs without script errors or Content-Security-Policy violations."""
+    env.console_errors.clear()
+    yield
+    ours = [e for e in env.console_errors if "Failed to load resource" not in e]
+    assert ours == []
+
+
 async def login(env, user: str, url: str):
     """A fresh browser context logged in as ``user`` through the hub, on ``url``."""
     context = await env.browser.new_context(viewport={"width": 1200, "height": 900})
     page = await context.new_page()
+    page.on("console", lambda m: m.type == "error" and env.console_errors.append(m.text))
+    page.on("pageerror", lambda exc: env.console_errors.append(str(exc)))
     await page.goto(url)
     await page.wait_for_url("**/hub/login**")
     await page.fill("#username_input", user)
