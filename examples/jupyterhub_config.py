@@ -21,6 +21,8 @@ from pathlib import Path
 
 from jupyterhub.auth import DummyAuthenticator
 
+from jhub_gateway.hub_templates import TEMPLATE_PATH
+
 c = get_config()  # noqa: F821 - provided by JupyterHub when it loads this file
 
 SERVICE = "dask-gateway"
@@ -98,6 +100,11 @@ c.JupyterHub.load_roles = [
         "services": [SERVICE],
     },
 ]
+
+# the hub's pages link to the gateway's: "Dask clusters" in the navbar, and for admins
+# "All Dask clusters" in the navbar and on the hub's admin page
+c.JupyterHub.template_paths = [TEMPLATE_PATH]
+c.JupyterHub.template_vars = {"dask_gateway_url": f"/services/{SERVICE}/"}
 
 if ADMIN_TOKEN:
     c.JupyterHub.services.append({"name": "demo-admin", "api_token": ADMIN_TOKEN})

@@ -127,6 +127,18 @@ class ClusterService:
         await self._backend.wait_for_change(name, timeout)
         return self.lookup(user, name)
 
+    async def wait_for_any_change(self, since: int, timeout: float) -> int:
+        """A change counter, once any cluster changed after ``since`` (or at ``timeout``).
+
+        Fed by the same notifications as :meth:`wait_for_change`; live pages wait on it.
+        ``since=-1`` returns the current counter at once.
+        """
+        return await self._backend.wait_for_any_change(since, timeout)
+
+    def footprint(self, cluster: Cluster) -> Footprint:
+        """What ``cluster`` holds against its owner's quota (cores, memory, workers)."""
+        return Footprint.of(self._backend.cluster_config(cluster), cluster.target_workers)
+
     def usage(self, user: User) -> tuple[Limits, Usage]:
         return self.admission.usage(user)
 

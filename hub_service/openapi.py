@@ -233,6 +233,9 @@ def openapi_document(prefix: str) -> dict[str, Any]:
             }
         },
     }
+    from .pages import openapi_paths  # the pages document their own routes
+
+    paths.update(openapi_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "jhub-gateway", "version": __version__},

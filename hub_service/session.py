@@ -7,6 +7,8 @@ name, so a session is valid on any replica (upstream's name is random per proces
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import TYPE_CHECKING
@@ -54,6 +56,15 @@ class SessionCookies:
             secure=self._secure or handler.request.protocol == "https",
             expires_days=None,
             max_age=int(self._max_age),
+        )
+
+    def xsrf_token(self, user: User) -> str:
+        """The token a page of ``user`` echoes in ``X-XSRFToken`` (same on every replica)."""
+        return hmac.new(self._secret, b"xsrf\0" + user.name.encode(), hashlib.sha256).hexdigest()
+
+    def check_xsrf(self, user: User, presented: str) -> bool:
+        return hmac.compare_digest(
+            self.xsrf_token(user), presented.encode("ascii", "replace").decode()
         )
 
     def clear(self, handler: RequestHandler) -> None:

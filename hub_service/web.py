@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 
 from tornado import web
 
+from . import pages
 from .auth.base import Authenticator
 from .clusters import ClusterService
-from .handlers import clusters, dashboard_auth, metrics, misc, pages
+from .handlers import clusters, dashboard_auth, metrics, misc
 from .handlers.base import NotFoundHandler
 from .metrics import ServiceMetrics
 from .session import SessionCookies

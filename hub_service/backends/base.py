@@ -7,6 +7,7 @@ the service layer owns authorisation, options and quotas and calls these methods
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,9 @@ class ClusterRegistry:
     def __init__(self) -> None:
         self._clusters: dict[str, Cluster] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        # any change at all, for live pages: a counter, and an event replaced on each change
+        self.version = 0
+        self._any_changed = asyncio.Event()
 
     def add(self, cluster: Cluster) -> None:
         redact.register_secret(cluster.token)
@@ -64,6 +68,16 @@ class ClusterRegistry:
         event = self._changed.pop(name, None)
         if event is not None:
             event.set()
+        self.version += 1
+        self._any_changed.set()
+        self._any_changed = asyncio.Event()
+
+    async def wait_for_any_change(self, since: int, timeout: float) -> int:
+        """The version after ``since`` (at once if already past it), or as it is at ``timeout``."""
+        if self.version == since:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._any_changed.wait(), timeout)
+        return self.version
 
     async def wait_for_change(self, name: str, timeout: float) -> None:
         if name not in self._clusters:
@@ -144,6 +158,10 @@ class Backend(LoggingConfigurable):
 
     async def wait_for_change(self, name: str, timeout: float) -> None:
         await self.registry.wait_for_change(name, timeout)
+
+    async def wait_for_any_change(self, since: int, timeout: float) -> int:
+        """Wait for a change to any cluster after version ``since``; returns the new version."""
+        return await self.registry.wait_for_any_change(since, timeout)
 
     def scheduler_api_url(self, cluster: Cluster) -> str | None:
         """HTTP address of the scheduler's gateway API (for scale/adapt)."""

@@ -68,9 +68,12 @@ class BaseHandler(web.RequestHandler):
         session = self.sessions.read(self)
         if session is not None and self.request.headers.get("Authorization") is None:
             self._refuse_cross_site()
+            self._check_xsrf(session)
             self.user = session
             return session
         user = await self.settings["authenticator"].authenticate(self)
+        if self.request.headers.get("Authorization") is None:  # the hub login cookie
+            self._check_xsrf(user)
         if session != user:  # refresh the cookie only when it is missing or for someone else
             self.sessions.write(self, user)
         self.user = user
@@ -99,6 +102,16 @@ class BaseHandler(web.RequestHandler):
             raise Forbidden(
                 "requests authenticated by cookie must send application/json", reason="cross_site"
             )
+
+    def _check_xsrf(self, user: User) -> None:
+        """A browser changing something with a cookie must echo its page's XSRF token."""
+        headers = self.request.headers
+        if self.request.method in ("GET", "HEAD", "OPTIONS") or not (
+            "Sec-Fetch-Site" in headers or "Origin" in headers
+        ):
+            return  # reads, and non-browser clients (which no other site can drive)
+        if not self.sessions.check_xsrf(user, headers.get("X-XSRFToken", "")):
+            raise Forbidden("missing or wrong XSRF token; reload the page", reason="xsrf")
 
     def json_body(self) -> dict[str, Any]:
         body = self.request.body or b""
