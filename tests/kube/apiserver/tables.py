@@ -118,14 +118,17 @@ def _builtin_columns(rt: ResourceType) -> tuple[list[dict], Callable[[dict], lis
 
         return cols, cells
     if rt.plural == "services":
-        cols = [_col("Type"), _col("Cluster-IP"), _col("Ports")]
+        cols = [_col("Type"), _col("Cluster-IP"), _col("External-IP"), _col("Port(s)")]
 
         def svc(o: dict[str, Any]) -> list[Any]:
             spec = o.get("spec") or {}
-            ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}"
-                             for p in spec.get("ports") or [])  # fmt: skip
+            ports = ",".join(":".join(str(p[k]) for k in ("port", "nodePort") if p.get(k))
+                             + f"/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])  # fmt: skip
+            lb = ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            ext = ",".join(i.get("ip") or i.get("hostname", "") for i in lb)
+            pending = "<pending>" if spec.get("type") == "LoadBalancer" else "<none>"
             return [spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>",
-                    ports or "<none>"]  # fmt: skip
+                    ext or pending, ports or "<none>"]  # fmt: skip
 
         return cols, svc
     if rt.plural == "namespaces":

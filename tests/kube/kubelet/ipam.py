@@ -1,4 +1,5 @@
-"""Loopback address pools for pod IPs (127.1.0.0/16) and ClusterIPs (127.2.0.0/16).
+"""Loopback address pools: pod IPs (127.1.0.0/16), ClusterIPs (127.2.0.0/16) and
+LoadBalancer IPs (127.4.0.0/16; 127.3.0.0/16 is the local backend's).
 
 Linux routes all of 127.0.0.0/8 to ``lo``, so any address in these ranges can
 be bound without configuring an interface.

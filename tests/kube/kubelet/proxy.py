@@ -1,4 +1,10 @@
-"""kube-proxy + cluster DNS stand-in: loopback ClusterIPs forwarding TCP to endpoints."""
+"""kube-proxy + cluster DNS stand-in: loopback ClusterIPs forwarding TCP to endpoints.
+
+``type: LoadBalancer`` Services also get an external address (the part a cloud's
+load-balancer controller plays): a loopback IP from 127.4.0.0/16 written to
+``status.loadBalancer.ingress[0].ip``, listening on the Service's ports. NodePort and
+LoadBalancer Services get ``nodePort``s (30000-32767) served on the node address.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import random
 from collections.abc import Callable
 
 from .api import JSON_PATCH, ApiError, RawApi
@@ -16,6 +23,8 @@ log = logging.getLogger(__name__)
 
 Cache = dict[tuple[str, str], dict]
 CONNECT_TIMEOUT = 5.0
+NODE_IP = "127.0.0.1"
+NODE_PORTS = range(30000, 32768)
 
 
 def _ready_endpoints(slices: Cache, ns: str, name: str, port_name: str) -> list[tuple[str, int]]:
@@ -54,6 +63,8 @@ class KubeProxy:
         self.slices = slices
         self.pool = LoopbackPool("127.2.0.0/16")
         self.ips: dict[tuple[str, str], str] = {}
+        self.lb_pool = LoopbackPool("127.4.0.0/16")
+        self.lb_ips: dict[tuple[str, str], str] = {}
         self._listeners: dict[tuple[str, str], dict[tuple[str, int], asyncio.Server]] = {}
         self._rr = itertools.count()
         self._conns: set[asyncio.Task] = set()
@@ -120,20 +131,30 @@ class KubeProxy:
             self._close(key, set())
             if svc is None and key in self.ips:
                 self.pool.release(self.ips.pop(key))
+            if svc is None and key in self.lb_ips:
+                self.lb_pool.release(self.lb_ips.pop(key))
             return
+        path = f"/api/v1/namespaces/{key[0]}/services/{key[1]}"
         ip = self.cluster_ip(key, svc)
+        patch = []
         if not spec.get("clusterIP"):
-            patch = [
+            patch += [
                 {"op": "add", "path": "/spec/clusterIP", "value": ip},
                 {"op": "add", "path": "/spec/clusterIPs", "value": [ip]},
             ]
-            path = f"/api/v1/namespaces/{key[0]}/services/{key[1]}"
+        ports = [p for p in spec.get("ports") or [] if p.get("protocol", "TCP") == "TCP"]
+        external = spec.get("type") in ("NodePort", "LoadBalancer")
+        if external:
+            patch += self._node_port_patch(key, spec)
+        if patch:
             await self.api.request("PATCH", path, body=patch, content_type=JSON_PATCH)
-        wanted = {
-            (ip, int(p["port"])): p.get("name", "")
-            for p in spec.get("ports") or []
-            if p.get("protocol", "TCP") == "TCP"
-        }
+            return  # the Service's event brings the patched object back here
+        wanted = {(ip, int(p["port"])): p.get("name", "") for p in ports}
+        if external:
+            wanted.update({(NODE_IP, int(p["nodePort"])): p.get("name", "") for p in ports})
+        lb_ip = await self._load_balancer(key, svc, path)
+        if lb_ip:
+            wanted.update({(lb_ip, int(p["port"])): p.get("name", "") for p in ports})
         self._close(key, set(wanted))
         current = self._listeners.setdefault(key, {})
         for (addr, port), port_name in wanted.items():
@@ -144,6 +165,52 @@ class KubeProxy:
                 current[addr, port] = await asyncio.start_server(handler, addr, port)
             except OSError as exc:
                 log.warning("cannot listen on %s:%d for %s/%s: %s", addr, port, *key, exc)
+
+    def _node_port_patch(self, key: tuple[str, str], spec: dict) -> list[dict]:
+        """JSON patch ops giving every port without one a free ``nodePort``."""
+        used = {
+            int(p["nodePort"])
+            for k, other in self.services().items()
+            if k != key
+            for p in (other.get("spec") or {}).get("ports") or []
+            if p.get("nodePort")
+        }
+        ops = []
+        for n, port in enumerate(spec.get("ports") or []):
+            if port.get("nodePort"):
+                continue
+            free = [p for p in NODE_PORTS if p not in used]
+            chosen = random.choice(free)
+            used.add(chosen)
+            ops.append({"op": "add", "path": f"/spec/ports/{n}/nodePort", "value": chosen})
+        return ops
+
+    async def _load_balancer(self, key: tuple[str, str], svc: dict, path: str) -> str | None:
+        """The Service's external IP (allocated and published in its status), or None."""
+        ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        published = ingress[0].get("ip", "") if ingress else ""
+        if svc["spec"].get("type") != "LoadBalancer":
+            if key in self.lb_ips:
+                self.lb_pool.release(self.lb_ips.pop(key))
+            if published:
+                await self._publish(path, svc, {})
+            return None
+        ip = self.lb_ips.get(key)
+        if ip is None:
+            if published in self.lb_pool:
+                self.lb_pool.reserve(published)
+                ip = published
+            else:
+                ip = self.lb_pool.allocate()
+            self.lb_ips[key] = ip
+        if published != ip:
+            await self._publish(path, svc, {"ingress": [{"ip": ip, "ipMode": "VIP"}]})
+        return ip
+
+    async def _publish(self, path: str, svc: dict, load_balancer: dict) -> None:
+        status = {**(svc.get("status") or {}), "loadBalancer": load_balancer}
+        patch = [{"op": "add", "path": "/status", "value": status}]
+        await self.api.request("PATCH", f"{path}/status", body=patch, content_type=JSON_PATCH)
 
     def _close(self, key: tuple[str, str], keep: set[tuple[str, int]]) -> None:
         current = self._listeners.get(key, {})
