@@ -237,7 +237,13 @@ class Gateway:
             cluster_name,
             timeout=config.start_timeout(),
             show_progress=config.show_progress(),
+            fetch_events=self._cluster_events,
         )
+
+    async def _cluster_events(self, cluster_name: str) -> list[dict[str, Any]]:
+        data = await self._http.request("GET", self._cluster_url(cluster_name, "/events"))
+        events = data.get("events") if isinstance(data, dict) else None
+        return events if isinstance(events, list) else []
 
     def connect(self, cluster_name: str, shutdown_on_close: bool = False) -> GatewayCluster:
         """A ``GatewayCluster`` for an existing cluster (waits until it runs)."""

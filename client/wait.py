@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
 from .errors import GatewayClusterError, GatewayServerError
+from .progress import StartProgress
 from .report import ClusterReport, ClusterStatus
 
 log = logging.getLogger("jhub_gateway.client")
@@ -20,29 +21,12 @@ _POLL_GAP = 0.5
 _TRANSIENT_HTTP = (502, 503, 504)
 
 
-class _Progress:
-    """Reports each distinct (status, reason, message) once."""
-
-    def __init__(self, name: str, show: bool) -> None:
-        self.name = name
-        self.show = show
-        self.last: tuple | None = None
-
-    def update(self, report: ClusterReport) -> None:
-        key = (report.status, report.reason, report.message)
-        if key == self.last:
-            return
-        self.last = key
-        log.info("Cluster %s: %s", self.name, report.status_text)
-        if self.show:
-            print(f"Cluster {self.name}: {report.status_text}", file=sys.stderr, flush=True)
-
-
 async def wait_for_start(
     fetch: Callable[[str], Awaitable[ClusterReport]],
     name: str,
     timeout: float | None,
     show_progress: bool,
+    fetch_events: Callable[[str], Awaitable[list[dict[str, Any]]]] | None = None,
 ) -> ClusterReport:
     """Poll ``fetch(name)`` (a ``?wait`` long-poll) until the cluster runs.
 
@@ -53,7 +37,40 @@ async def wait_for_start(
     """
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
-    progress = _Progress(name, show_progress)
+    progress = StartProgress(name, show_progress)
+    try:
+        return await _wait(fetch, name, timeout, deadline, progress, fetch_events)
+    finally:
+        progress.close()
+
+
+async def _show_events(
+    progress: StartProgress,
+    fetch_events: Callable[[str], Awaitable[list[dict[str, Any]]]] | None,
+    name: str,
+) -> None:
+    if fetch_events is None or not progress.show or progress.events_unavailable:
+        return
+    try:
+        events = await fetch_events(name)
+    except Exception as exc:  # events are a nicety: a server without them still starts clusters
+        log.debug("No events for cluster %s: %s", name, type(exc).__name__)
+        progress.events_unavailable = True  # e.g. upstream's server: do not ask again
+        return
+    for event in events:
+        if isinstance(event, dict):
+            progress.event(event)
+
+
+async def _wait(
+    fetch: Callable[[str], Awaitable[ClusterReport]],
+    name: str,
+    timeout: float | None,
+    deadline: float | None,
+    progress: StartProgress,
+    fetch_events: Callable[[str], Awaitable[list[dict[str, Any]]]] | None,
+) -> ClusterReport:
+    loop = asyncio.get_running_loop()
     last: ClusterReport | None = None
     while True:
         remaining = None if deadline is None else deadline - loop.time()
@@ -72,7 +89,8 @@ async def wait_for_start(
                 raise
             log.warning("Waiting for cluster %s: HTTP %s, retrying", name, exc.status)
         else:
-            progress.update(last)
+            await _show_events(progress, fetch_events, name)
+            progress.status(last.status_text)
             if last.status is ClusterStatus.RUNNING:
                 return last
             if last.status is ClusterStatus.FAILED:

@@ -151,10 +151,7 @@ class ClusterService:
 
         For metrics, which count for the operator rather than for a user.
         """
-        return [
-            (c, Footprint.of(self._backend.cluster_config(c), c.target_workers))
-            for c in self._backend.list_clusters(None, None)
-        ]
+        return [(c, self.footprint(c)) for c in self._backend.list_clusters(None, None)]
 
     async def health(self) -> dict[str, dict]:
         return await self._backend.health()

@@ -205,9 +205,12 @@ def openapi_document(prefix: str) -> dict[str, Any]:
         "/api/v1/clusters/{name}/events": {
             "get": {
                 "summary": "Lifecycle events with reasons",
+                "description": "With Accept: text/event-stream, a server-sent event stream: "
+                "every event so far, then each new one (event: cluster-event, with an id for "
+                "Last-Event-ID), ending with event: end once the cluster has stopped.",
                 "security": _USER,
                 "parameters": [_NAME],
-                "responses": {"200": _resp("Events"), **_errors(401, 403, 404)},
+                "responses": {"200": _resp("Events"), **_errors(400, 401, 403, 404)},
             }
         },
         "/api/v1/clusters/{name}/heartbeat": {

@@ -6,6 +6,7 @@ from jhub_gateway.models import ClusterStatus
 
 from ..errors import InvalidOptions
 from .base import BaseHandler
+from .event_stream import stream_events, wants_stream
 
 WAIT_SECONDS = 20.0  # long-poll length of ``?wait`` (upstream's client re-polls after it)
 
@@ -82,6 +83,9 @@ class AdaptHandler(BaseHandler):
 
 class EventsHandler(BaseHandler):
     async def get(self, name: str) -> None:
+        if wants_stream(self.request.headers.get("Accept")):
+            await stream_events(self, name)
+            return
         user = await self.authenticate()
         cluster = self.clusters.lookup(user, name)
         self.write_json(
