@@ -349,7 +349,7 @@ class GatewayApp(Application):
         from .cluster_config import ClusterConfig
         from .proxy import TraefikProxy
 
-        return [
+        classes: list[type] = [
             GatewayApp,
             UserQuotas,
             ClusterConfig,
@@ -358,6 +358,12 @@ class GatewayApp(Application):
             LocalBackend,
             TraefikProxy,
         ]
+        try:  # the kube extra (kubernetes_asyncio) is optional
+            from .backends.kube.backend import KubeBackend
+            from .backends.kube.config import KubeClusterConfig
+        except ImportError:
+            return classes
+        return [*classes, KubeBackend, KubeClusterConfig]
 
 
 def _run(main_coroutine: Any) -> None:
