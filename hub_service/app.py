@@ -364,7 +364,7 @@ class GatewayApp(Application):
         from .cluster_config import ClusterConfig
         from .proxy import TraefikProxy
 
-        return [
+        classes: list[type] = [
             GatewayApp,
             UserQuotas,
             ClusterConfig,
@@ -376,6 +376,12 @@ class GatewayApp(Application):
             ServerWatch,
             IdlePolicy,
         ]
+        try:  # the kube extra (kubernetes_asyncio) is optional
+            from .backends.kube.backend import KubeBackend
+            from .backends.kube.config import KubeClusterConfig
+        except ImportError:
+            return classes
+        return [*classes, KubeBackend, KubeClusterConfig]
 
 
 def _run(main_coroutine: Any) -> None:

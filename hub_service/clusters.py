@@ -78,6 +78,16 @@ class ClusterService:
         except OptionsError as exc:
             raise InvalidOptions(str(exc)) from None
 
+    async def find(self, user: User, name: str) -> Cluster:
+        """:meth:`lookup` after the backend made sure it knows ``name`` (another replica's
+        cluster may not have reached this one's cache yet)."""
+        await self.ensure_known(name)
+        return self.lookup(user, name)
+
+    async def ensure_known(self, name: str) -> None:
+        if is_valid_cluster_name(name):
+            await self._backend.ensure_known(name)
+
     def lookup(self, user: User, name: str) -> Cluster:
         """The named cluster if ``user`` may see it: 404 if unknown, 403 if another user's."""
         cluster = self._backend.get_cluster(name) if is_valid_cluster_name(name) else None
@@ -112,7 +122,7 @@ class ClusterService:
         FAILED with the reason, not "already stopped".
         """
         deadline = time.monotonic() + timeout
-        cluster = self.lookup(user, name)
+        cluster = await self.find(user, name)
         while cluster.status in _SETTLING:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -123,7 +133,7 @@ class ClusterService:
 
     async def wait_for_change(self, user: User, name: str, timeout: float) -> Cluster:
         """The cluster after its next change (or ``timeout``): what live pages wait on."""
-        self.lookup(user, name)
+        await self.find(user, name)
         await self._backend.wait_for_change(name, timeout)
         return self.lookup(user, name)
 
@@ -142,9 +152,9 @@ class ClusterService:
     def usage(self, user: User) -> tuple[Limits, Usage]:
         return self.admission.usage(user)
 
-    def authorize_dashboard(self, user: User, name: str) -> Cluster:
+    async def authorize_dashboard(self, user: User, name: str) -> Cluster:
         """Forward-auth: the owner or an admin may see a cluster's dashboard."""
-        return self.lookup(user, name)
+        return await self.find(user, name)
 
     def census(self) -> list[tuple[Cluster, Footprint]]:
         """Every cluster this replica knows, whatever its state, with what it holds.
@@ -178,6 +188,7 @@ class ClusterService:
         return cluster
 
     async def stop(self, user: User, name: str) -> None:
+        await self.ensure_known(name)
         cluster = self._backend.get_cluster(name) if is_valid_cluster_name(name) else None
         if cluster is None:
             return  # upstream semantics: deleting an unknown cluster is a no-op 204
@@ -240,8 +251,8 @@ class ClusterService:
             message="the scheduler reported no work for its idle timeout",
         )
 
-    def _running(self, user: User, name: str) -> Cluster:
-        cluster = self.lookup(user, name)
+    async def _running(self, user: User, name: str) -> Cluster:
+        cluster = await self.find(user, name)
         if cluster.status != ClusterStatus.RUNNING:
             raise Conflict(
                 f"cluster {name!r} is {cluster.status.name}, not RUNNING", reason="not_running"
@@ -251,10 +262,14 @@ class ClusterService:
     async def scale(self, user: User, name: str, count: Any) -> ScaleResult:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidOptions(f"count must be a non-negative integer, got {count!r}")
-        cluster = self._running(user, name)
+        cluster = await self._running(user, name)
         owner = _owner(cluster, user)
         async with self._cluster_lock(name):
             async with self.admission.reserve_workers(owner, cluster, count) as (count, msg):
+                allowed = await self._backend.reserve_workers(owner, cluster, count)
+                if allowed < count:
+                    msg = _over_quota(count, allowed)
+                    count = allowed
                 await send_to_scheduler(
                     cluster.api_address, cluster, {"op": "scale", "count": count}
                 )
@@ -277,6 +292,7 @@ class ClusterService:
             count,
             _,
         ):
+            count = await self._backend.reserve_workers(owner, cluster, count)
             await self._backend.on_heartbeat(name, {**body, "count": count})
         if idle_stop is not None and cluster.status == ClusterStatus.RUNNING:
             log.info("cluster %s idle, stopping: %s", name, idle_stop)
@@ -284,7 +300,7 @@ class ClusterService:
 
     async def adapt(self, user: User, name: str, body: dict[str, Any]) -> ScaleResult:
         minimum, maximum, active = _parse_adapt(body)
-        cluster = self._running(user, name)
+        cluster = await self._running(user, name)
         owner = _owner(cluster, user)
         msgs = []
         if maximum is None:
@@ -342,3 +358,7 @@ def _owner(cluster: Cluster, caller: User) -> User:
     if caller.name == cluster.username:
         return caller
     return User(name=cluster.username, groups=cluster.owner_groups)
+
+
+def _over_quota(wanted: int, allowed: int) -> str:
+    return f"Scale request of {wanted} workers would exceed your quota, scaled to {allowed} instead"

@@ -10,6 +10,7 @@ test keeps the two equal.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import yaml
@@ -38,6 +39,8 @@ __all__ = [
     "crd_manifest",
     "crd_yaml",
     "instance_labels",
+    "metadata_key_problem",
+    "label_value_problem",
     "parse_public_name",
     "public_name",
 ]
@@ -107,6 +110,35 @@ def instance_labels(instance: str) -> dict[str, str]:
     return {LABEL_NAME: APP_NAME, LABEL_INSTANCE: instance, LABEL_UPSTREAM_INSTANCE: instance}
 
 
+_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+
+
+def metadata_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a valid label or annotation key (``[prefix/]name``), else None.
+
+    The API server refuses such pods; checking first turns that into a 422 at the
+    service and an ``InvalidSpec`` condition at the controller instead of a retry loop.
+    """
+    prefix, slash, name = key.rpartition("/")
+    if slash and not _DNS_SUBDOMAIN.match(prefix):
+        return f"{key!r}: the prefix must be a DNS subdomain"
+    if not _NAME_PART.match(name):
+        return f"{key!r}: the name must be 1-63 letters, digits, '-', '_' or '.', alphanumeric at both ends"
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid label value (annotations take any string), else None."""
+    if not re.match(LABEL_VALUE_PATTERN, value):
+        return (
+            f"{value!r}: a label value is at most 63 letters, digits, '-', '_' or '.', "
+            "alphanumeric at both ends"
+        )
+    return None
+
+
 def public_name(namespace: str, name: str) -> str:
     """The name users see (``<namespace>.<name>``), as upstream's Kubernetes backend."""
     return f"{namespace}.{name}"
@@ -150,12 +182,17 @@ def _free(description: str) -> dict[str, Any]:
     }
 
 
-def _strings(description: str) -> dict[str, Any]:
+def _strings(description: str, **value: Any) -> dict[str, Any]:
     return {
         "type": "object",
         "description": description,
-        "additionalProperties": {"type": "string"},
+        "additionalProperties": {"type": "string", **value},
     }
+
+
+def _labels(description: str) -> dict[str, Any]:
+    # Values are checked here; keys need the controller's check (no schema for map keys).
+    return _strings(description, maxLength=63, pattern=LABEL_VALUE_PATTERN)
 
 
 def _cores(what: str) -> dict[str, Any]:
@@ -213,9 +250,13 @@ def _config_schema() -> dict[str, Any]:
         "schedulerExtraContainerConfig": _free("Deep-merged into the scheduler container."),
         "workerExtraPodConfig": _free("Deep-merged into each worker PodSpec."),
         "workerExtraContainerConfig": _free("Deep-merged into each worker container."),
-        "schedulerExtraPodLabels": _strings("Extra labels of the scheduler pod."),
+        "schedulerExtraPodLabels": _labels(
+            "Extra labels of the scheduler pod (the gateway's own labels win on conflicts)."
+        ),
         "schedulerExtraPodAnnotations": _strings("Extra annotations of the scheduler pod."),
-        "workerExtraPodLabels": _strings("Extra labels of each worker pod."),
+        "workerExtraPodLabels": _labels(
+            "Extra labels of each worker pod (the gateway's own labels win on conflicts)."
+        ),
         "workerExtraPodAnnotations": _strings("Extra annotations of each worker pod."),
         # Limits the service enforces on scale requests; kept here so every replica sees them.
         "clusterMaxWorkers": _s("integer", "Most workers of this cluster.", minimum=0),

@@ -93,14 +93,26 @@ def make_pod(
     name: str,
     generate_name: bool = False,
     labels: dict[str, str],
+    extra_labels: Mapping[str, str],
+    extra_annotations: Mapping[str, str],
     container: dict[str, Any],
     secret_keys: tuple[str, ...],
     restart_policy: str,
     extra_pod_config: Mapping[str, Any],
     extra_container_config: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A Pod around ``container`` (which carries name-independent bits: args, env, ...)."""
-    meta = object_meta(spec, name, labels, generate_name=generate_name)
+    """A Pod around ``container`` (which carries name-independent bits: args, env, ...).
+
+    ``labels`` (ours and upstream's keys) win over the operator's ``extra_labels``
+    on a shared key, unlike upstream: the controller's informers, the Service
+    selector and ``status.selector`` find pods by exactly these labels, so a pod
+    relabelled away from its cluster or instance would be invisible to its own
+    controller (which would then create it again, forever) or counted by another.
+    """
+    extra = {k: v for k, v in sorted(extra_labels.items()) if k not in labels}
+    meta = object_meta(spec, name, {**labels, **extra}, generate_name=generate_name)
+    if extra_annotations:
+        meta["annotations"] = dict(sorted(extra_annotations.items()))
     container = {
         "name": CONTAINER_NAME,
         "image": spec.image,

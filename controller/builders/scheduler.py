@@ -92,6 +92,8 @@ def build_scheduler_pod(spec: ClusterSpec) -> dict[str, Any]:
         spec,
         name=scheduler_pod_name(spec.name),
         labels=component_labels(spec, SCHEDULER),
+        extra_labels=spec.scheduler_extra_pod_labels,
+        extra_annotations=spec.scheduler_extra_pod_annotations,
         container=container,
         secret_keys=(TLS_CERT_KEY, TLS_KEY_KEY, API_TOKEN_KEY),
         restart_policy="Never",

@@ -14,12 +14,23 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from jhub_gateway.crd import CONFIG_FIELDS, public_name
+from jhub_gateway.crd import (
+    CONFIG_FIELDS,
+    label_value_problem,
+    metadata_key_problem,
+    public_name,
+)
 
 __all__ = ["ClusterSpec"]
 
 GIB = 2**30
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EXTRA_METADATA = (
+    "scheduler_extra_pod_labels",
+    "scheduler_extra_pod_annotations",
+    "worker_extra_pod_labels",
+    "worker_extra_pod_annotations",
+)
 
 
 def _empty() -> Mapping[str, Any]:
@@ -64,6 +75,11 @@ class ClusterSpec:
     scheduler_extra_container_config: Mapping[str, Any] = field(default_factory=_empty)
     worker_extra_pod_config: Mapping[str, Any] = field(default_factory=_empty)
     worker_extra_container_config: Mapping[str, Any] = field(default_factory=_empty)
+    scheduler_extra_pod_labels: Mapping[str, str] = field(default_factory=_empty)
+    scheduler_extra_pod_annotations: Mapping[str, str] = field(default_factory=_empty)
+    worker_extra_pod_labels: Mapping[str, str] = field(default_factory=_empty)
+    worker_extra_pod_annotations: Mapping[str, str] = field(default_factory=_empty)
+    """The operator's extra pod metadata; the gateway's own labels win over these."""
     scheduler_address: str = ""
     """``host:port`` of the running scheduler; only worker pods need it."""
     dashboard_auth_middleware_namespace: str = ""
@@ -75,6 +91,19 @@ class ClusterSpec:
     """Path prefix of the gateway behind Traefik (``""`` or ``/services/dask-gateway``)."""
     run_as_user: int = 1000
     """UID of scheduler and worker processes (the dask-gateway image's ``dask`` user)."""
+
+    def __post_init__(self) -> None:
+        # A hand-edited DaskCluster may carry keys the API server would refuse on every
+        # pod create; refusing here makes that an InvalidSpec condition, not a retry loop.
+        for attr in _EXTRA_METADATA:
+            for key, value in getattr(self, attr).items():
+                problem = metadata_key_problem(key) if isinstance(key, str) else f"{key!r}"
+                if problem is None and not isinstance(value, str):
+                    problem = f"{key!r}: the value must be a string, not {value!r}"
+                if problem is None and attr.endswith("_labels"):
+                    problem = label_value_problem(value)
+                if problem:
+                    raise ValueError(f"{attr}: {problem}")
 
     @property
     def public_name(self) -> str:

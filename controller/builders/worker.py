@@ -67,6 +67,8 @@ def build_worker_pod(spec: ClusterSpec) -> dict[str, Any]:
         name=worker_generate_name(spec.name),
         generate_name=True,
         labels=component_labels(spec, WORKER),
+        extra_labels=spec.worker_extra_pod_labels,
+        extra_annotations=spec.worker_extra_pod_annotations,
         container=container,
         secret_keys=(TLS_CERT_KEY, TLS_KEY_KEY),
         restart_policy="OnFailure",

@@ -141,6 +141,11 @@ class Backend(LoggingConfigurable):
         """Apply a scheduler heartbeat (addresses, requested count, worker changes)."""
         raise NotImplementedError
 
+    async def reserve_workers(self, owner: User, cluster: Cluster, count: int) -> int:
+        """How many of ``count`` workers the owner's quota allows where other processes
+        (api replicas) scale the same user's clusters too; the default has no others."""
+        return count
+
     async def request_workers(self, name: str, count: int) -> None:
         """A hint that the scheduler accepted ``count`` workers: start them early."""
 
@@ -150,6 +155,10 @@ class Backend(LoggingConfigurable):
 
     def get_cluster(self, name: str) -> Cluster | None:
         return self.registry.get(name)
+
+    async def ensure_known(self, name: str) -> None:
+        """Make ``get_cluster(name)`` see the cluster if it exists anywhere (backends whose
+        registry can lag behind other replicas look it up); the default knows everything."""
 
     def list_clusters(
         self, username: str | None = None, statuses: set[ClusterStatus] | None = None

@@ -47,12 +47,14 @@ class ClusterHandler(BaseHandler):
         if self.get_query_argument("wait", None) is not None:
             cluster = await self.clusters.wait_until_settled(user, name, WAIT_SECONDS)
         else:
-            cluster = self.clusters.lookup(user, name)
+            cluster = await self.clusters.find(user, name)
         self.write_json(cluster.to_wire(include_credentials=True, extended=self.extended))
 
     async def delete(self, name: str) -> None:
         # the scheduler's own request (idle timeout) carries its cluster token; anything
         # else (a hub token in the same "token" scheme, say) authenticates a user
+        if _cluster_token(self) is not None:
+            await self.clusters.ensure_known(name)
         scheduler_cluster = self.clusters.scheduler_of(name, _cluster_token(self))
         if scheduler_cluster is not None:
             await self.clusters.stop_by_scheduler(scheduler_cluster)
@@ -87,7 +89,7 @@ class EventsHandler(BaseHandler):
             await stream_events(self, name)
             return
         user = await self.authenticate()
-        cluster = self.clusters.lookup(user, name)
+        cluster = await self.clusters.find(user, name)
         self.write_json(
             {
                 "name": cluster.name,
@@ -103,6 +105,8 @@ class HeartbeatHandler(BaseHandler):
     """Schedulers report in here, authenticated by their cluster token only."""
 
     async def post(self, name: str) -> None:
+        if _cluster_token(self) is not None:
+            await self.clusters.ensure_known(name)
         cluster = self.clusters.authenticate_scheduler(name, _cluster_token(self))
         await self.clusters.heartbeat(cluster, parse_heartbeat(self.json_body()))
         self.set_status(200)

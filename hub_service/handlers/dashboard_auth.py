@@ -38,7 +38,7 @@ class DashboardAuthHandler(BaseHandler):
             host = headers.get("X-Forwarded-Host", self.request.host).split(",")[0].strip()
             self.redirect(f"{scheme}://{host}{login_url(original)}")
             return
-        self.clusters.authorize_dashboard(user, match.group(1))
+        await self.clusters.authorize_dashboard(user, match.group(1))
         self.set_status(200)
         self.finish()
 

@@ -51,7 +51,7 @@ def event_frame(number: int, cluster: Cluster, event: ClusterEvent) -> str:
 async def stream_events(handler: BaseHandler, name: str) -> None:
     """Send ``name``'s events to an authenticated caller until the cluster ends."""
     user = await handler.authenticate()
-    cluster = handler.clusters.lookup(user, name)
+    cluster = await handler.clusters.find(user, name)
     skip = _last_event_id(handler.request.headers.get("Last-Event-ID"))
     handler.set_header("Content-Type", "text/event-stream; charset=UTF-8")
     handler.set_header("X-Accel-Buffering", "no")

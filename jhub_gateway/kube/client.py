@@ -18,16 +18,20 @@ import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from jhub_gateway import crd
 
 from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    # Imported when a client connects, not with this module: kubernetes_asyncio's generated
+    # package takes seconds of CPU to import, which every service start (and
+    # ``--generate-config``) would pay although only the kubernetes backend needs it.
+    from kubernetes_asyncio import client as k8s_client
+    from kubernetes_asyncio.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,12 @@ def error_from_status(status: int, body: Any, headers: Any = None) -> KubeError:
     return cls(status, reason, message, _retry_after(headers))
 
 
+def _api_exception() -> type[ApiException]:
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    return ApiException
+
+
 def error_from_api_exception(exc: ApiException) -> KubeError:
     return error_from_status(int(exc.status or 0), exc.body, exc.headers)
 
@@ -194,6 +204,7 @@ class KubeClient:
         max_retries: int = 3,
     ) -> None:
         self.api = api_client
+        self._api_exception = _api_exception()
         self.limiter = limiter or RateLimiter(rate=50, burst=100)
         self.request_timeout = request_timeout
         self.max_retries = max_retries
@@ -212,6 +223,9 @@ class KubeClient:
         ``user_agent`` names the caller in API server logs and audit (and lets a
         test server tell the controller's requests from the service's).
         """
+        from kubernetes_asyncio import client as k8s_client
+        from kubernetes_asyncio import config as k8s_config
+
         configuration = k8s_client.Configuration()
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             k8s_config.load_incluster_config(client_configuration=configuration)
@@ -266,7 +280,7 @@ class KubeClient:
                     _return_http_data_only=True,
                     _request_timeout=self.request_timeout,
                 )
-            except ApiException as exc:
+            except self._api_exception as exc:
                 error = error_from_api_exception(exc)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise Unavailable(0, type(exc).__name__, str(exc)) from exc

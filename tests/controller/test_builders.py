@@ -48,7 +48,8 @@ TRAEFIK_CRDS = Path(__file__).parents[2] / "helm" / "jhub-gateway" / "crds" / "t
 
 # A spec exercising every branch: odd user name, prefix with a trailing slash,
 # cross-namespace auth, fractional cores, explicit limits, a user env var that
-# tries to override ours, and extras that must be merged (lists appended).
+# tries to override ours, extras that must be merged (lists appended), and extra
+# labels, one of which tries to move the worker pods to another instance.
 SPEC = ClusterSpec(
     name="0123456789abcdef0123456789abcdef",
     namespace="team-a",
@@ -73,6 +74,10 @@ SPEC = ClusterSpec(
     scheduler_extra_pod_config={"nodeSelector": {"pool": "dask"}},
     worker_extra_pod_config={"tolerations": [{"key": "dask", "operator": "Exists"}]},
     worker_extra_container_config={"env": [{"name": "MALLOC_TRIM_THRESHOLD_", "value": "0"}]},
+    scheduler_extra_pod_labels={"team": "geo"},
+    scheduler_extra_pod_annotations={"prometheus.io/scrape": "true"},
+    worker_extra_pod_labels={"team": "geo", "gateway.dask.org/instance": "elsewhere"},
+    worker_extra_pod_annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
     scheduler_address="10.1.2.3:8786",
     route_prefix="/services/dask-gateway/",
 )
@@ -160,6 +165,42 @@ def test_our_env_wins_and_extras_are_appended() -> None:
     assert len({n for n, _ in env}) == len(env)
 
 
+def test_extra_labels_are_added_but_ours_win() -> None:
+    worker, scheduler = build_worker_pod(SPEC), build_scheduler_pod(SPEC)
+    assert worker["metadata"]["labels"]["team"] == "geo"
+    assert worker["metadata"]["labels"]["gateway.dask.org/instance"] == "jhub-gateway"
+    assert (
+        worker_selector("jhub-gateway", SPEC.name).items() <= worker["metadata"]["labels"].items()
+    )
+    assert worker["metadata"]["annotations"] == {
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false"
+    }
+    assert scheduler["metadata"]["annotations"] == {"prometheus.io/scrape": "true"}
+    plain = build_worker_pod(dataclasses.replace(SPEC, worker_extra_pod_annotations={}))
+    assert "annotations" not in plain["metadata"]
+
+
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("worker_extra_pod_labels", {"bad key": "x"}, "name must be"),
+        ("worker_extra_pod_labels", {"Not_A.Domain/x": "x"}, "prefix"),
+        ("scheduler_extra_pod_labels", {"team": "has space"}, "label value"),
+        ("scheduler_extra_pod_labels", {"team": "x" * 64}, "label value"),
+        ("worker_extra_pod_annotations", {"a/b/c": "any value is fine"}, "prefix"),
+        ("worker_extra_pod_annotations", {"ok": 3}, "must be a string"),
+    ],
+)
+def test_invalid_extra_metadata_is_refused(field: str, value: Any, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        dataclasses.replace(SPEC, **{field: value})
+
+
+def test_annotation_values_may_be_any_string() -> None:
+    spec = dataclasses.replace(SPEC, worker_extra_pod_annotations={"note": "free text: 100%"})
+    assert build_worker_pod(spec)["metadata"]["annotations"] == {"note": "free text: 100%"}
+
+
 def test_worker_needs_the_scheduler_address() -> None:
     with pytest.raises(ValueError, match="scheduler_address"):
         build_worker_pod(dataclasses.replace(SPEC, scheduler_address=""))
@@ -206,6 +247,8 @@ def test_from_resource_maps_the_crd_config() -> None:
                 "imagePullSecrets": [{"name": "pull"}],
                 "maxLifetime": 60,  # a controller policy: not a builder input
                 "workerExtraPodConfig": {"priorityClassName": "low"},
+                "workerExtraPodLabels": {"team": "geo"},
+                "schedulerExtraPodAnnotations": {"note": "n"},
             },
         },
     )
@@ -217,6 +260,9 @@ def test_from_resource_maps_the_crd_config() -> None:
     assert (spec.image, spec.worker_cores, spec.threads) == ("img:1", 2, 3)
     assert spec.image_pull_secrets == ("pull",)
     assert spec.worker_extra_pod_config == {"priorityClassName": "low"}
+    assert spec.worker_extra_pod_labels == {"team": "geo"}
+    assert spec.scheduler_extra_pod_annotations == {"note": "n"}
+    assert spec.scheduler_extra_pod_labels == {} and spec.worker_extra_pod_annotations == {}
     assert spec.public_name == "team-b.c1"
 
 

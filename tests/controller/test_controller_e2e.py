@@ -325,13 +325,14 @@ async def _no_pods(env: Env, name: str) -> bool:
 
 async def test_a_scheduler_never_ready_fails_after_the_start_timeout(env: Env) -> None:
     never = {
-        "schedulerStartTimeout": 4,
+        # long enough for the scheduler to have logged something on a loaded machine
+        "schedulerStartTimeout": 10,
         "schedulerExtraContainerConfig": {
             "readinessProbe": {"httpGet": {"path": "/never", "port": "http-api"}}
         },
     }
     await env.create("stuck", config=never)
-    obj = await env.wait_phase("stuck", "Failed", timeout=30)
+    obj = await env.wait_phase("stuck", "Failed", timeout=60)
     assert obj["status"]["reason"] == "StartTimeout"
     assert "did not become ready" in obj["status"]["message"]
     assert "last log lines" in obj["status"]["message"]

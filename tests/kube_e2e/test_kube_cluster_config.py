@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from traitlets import TraitError
 from traitlets.config import Config
@@ -81,6 +84,9 @@ def test_operator_config_by_upstream_section_names() -> None:
         ({"worker_extra_pod_config": {"node_selector": {"a": "b"}}}, "camelCase"),
         ({"scheduler_extra_container_config": {"x": object()}}, "JSON"),
         ({"worker_extra_pod_labels": {"a": 1}}, "worker_extra_pod_labels"),
+        ({"worker_extra_pod_labels": {"a b": "x"}}, "worker_extra_pod_labels.*name must be"),
+        ({"scheduler_extra_pod_labels": {"team": "a/b"}}, "label value"),
+        ({"scheduler_extra_pod_annotations": {"UPPER.example/x": "y"}}, "prefix"),
     ],
 )
 def test_invalid_settings_fail_with_what_to_fix(kwargs, needle) -> None:
@@ -123,6 +129,9 @@ def test_controller_builds_pods_from_what_the_service_writes() -> None:
         },
         worker_extra_container_config={"env": [{"name": "EXTRA", "value": "1"}]},
         scheduler_extra_pod_config={"nodeSelector": {"pool": "core"}},
+        worker_extra_pod_labels={"team": "geo", "app.kubernetes.io/component": "other"},
+        worker_extra_pod_annotations={"note": "free text"},
+        scheduler_extra_pod_labels={"tier": "core"},
     )
     body = build_daskcluster(
         name="abc",
@@ -152,3 +161,30 @@ def test_controller_builds_pods_from_what_the_service_writes() -> None:
     scheduler = build_scheduler_pod(spec)
     assert scheduler["spec"]["nodeSelector"] == {"pool": "core"}
     assert "nodeSelector" not in worker["spec"]
+    labels = worker["metadata"]["labels"]
+    assert labels["team"] == "geo" and labels["app.kubernetes.io/component"] == "dask-worker"
+    assert worker["metadata"]["annotations"] == {"note": "free text"}
+    assert (
+        scheduler["metadata"]["labels"]["tier"] == "core"
+        and "team" not in scheduler["metadata"]["labels"]
+    )
+    assert "annotations" not in scheduler["metadata"]
+
+
+def test_generate_config_lists_the_kubernetes_options(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "jhub_gateway.hub_service", "--generate-config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "jhub_gateway_config.py").read_text()
+    for option in (
+        "c.KubeBackend.instance",
+        "c.KubeBackend.lookup_timeout",
+        "c.KubeClusterConfig.worker_extra_pod_labels",
+        "c.KubeClusterConfig.image_pull_secrets",
+    ):
+        assert f"# {option} =" in text, option

@@ -47,6 +47,7 @@ from ..base import Backend, GatewayContext
 from .config import KubeClusterConfig, default_namespace, from_spec_config, to_spec_config
 from .errors import gateway_error, kube_errors
 from .ledger import QuotaLedger
+from .lookup import DirectLookup
 from .model import (
     ANNOTATION_STOP_MESSAGE,
     ANNOTATION_STOP_REASON,
@@ -109,6 +110,13 @@ class KubeBackend(Backend):
         cache yet (longer than any cache lag; a failed create's reservation then lapses).""",
         config=True,
     )
+    lookup_timeout = Float(
+        5.0,
+        min=0,
+        help="""Seconds a request may spend GETting a cluster this replica's cache has not
+        seen yet (created through another replica a moment ago); 0 = answer from the cache only.""",
+        config=True,
+    )
 
     @default("cluster_config_class")
     def _default_config_class(self) -> type:
@@ -135,6 +143,8 @@ class KubeBackend(Backend):
         self.ledger: QuotaLedger | None = None
         # Responses to our own writes, shown until the watch delivers them (read-your-writes).
         self._overlay: dict[Key, dict[str, Any]] = {}
+        self._secret_overlay: dict[Key, dict[str, Any]] = {}
+        self.lookup: DirectLookup | None = None
         self._pod_events: dict[Key, asyncio.Event] = {}
         self._replica_locks: dict[Key, asyncio.Lock] = {}
 
@@ -176,6 +186,16 @@ class KubeBackend(Backend):
                 f"could not list DaskClusters, Secrets and Pods within {self.startup_timeout:g} s "
                 f"({type(exc).__name__}); check the API server address and RBAC"
             ) from None
+        self.lookup = DirectLookup(
+            self.client,
+            self.instance,
+            self.clusters_informer,
+            self.secrets_informer,
+            cached=self._object,
+            remember_cluster=self._remember,
+            remember_secret=self._remember_secret,
+            timeout=self.lookup_timeout,
+        )
         self.ledger = QuotaLedger(
             self.client,
             self.namespace,
@@ -242,13 +262,14 @@ class KubeBackend(Backend):
         if obj is None:
             self._configs.pop(public, None)
             self._replica_locks.pop(key, None)
+            self._secret_overlay.pop(key, None)
             self.registry.remove(public)
             return
         secret = (
             self.secrets_informer.get(namespace, secret_name(obj))
             if self.secrets_informer
             else None
-        )
+        ) or self._secret_overlay.get(key)
         config = from_spec_config((obj.get("spec") or {}).get("config") or {}, namespace)
         self.registry.add(cluster_from_objects(obj, secret, config))
 
@@ -264,7 +285,9 @@ class KubeBackend(Backend):
         meta = obj.get("metadata") or {}
         cluster = (meta.get("labels") or {}).get(LABEL_CLUSTER)
         if cluster:
-            self._refresh((str(meta.get("namespace", "")), str(cluster)))
+            key = (str(meta.get("namespace", "")), str(cluster))
+            self._secret_overlay.pop(key, None)
+            self._refresh(key)
 
     def _on_pod(self, etype: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -279,6 +302,17 @@ class KubeBackend(Backend):
         key = (meta["namespace"], meta["name"])
         self._overlay[key] = obj
         self._refresh(key)
+
+    def _remember_secret(self, key: Key, secret: dict[str, Any]) -> None:
+        self._secret_overlay[key] = secret
+        self._refresh(key)
+
+    async def ensure_known(self, name: str) -> None:
+        """On a cache miss, GET the cluster (and its Secret) once, so no lookup 404s a cluster
+        that exists; see :mod:`.lookup` for the bounds."""
+        key = self._key(name)
+        if key is not None and self.lookup is not None:
+            await self.lookup.ensure(key)
 
     @staticmethod
     def _key(name: str) -> Key | None:
@@ -321,6 +355,8 @@ class KubeBackend(Backend):
                     self.log.info("could not release the reservation of %s; it lapses", public)
             raise
         self._remember(created)
+        if self.lookup is not None:
+            self.lookup.forget_miss((namespace, name))
         cluster = self.registry.get(public)
         assert cluster is not None
         self.log.info("created DaskCluster %s for %s", public, user.name)
@@ -352,6 +388,15 @@ class KubeBackend(Backend):
         self.log.info("stop requested for cluster %s: %s", name, reason)
 
     # -- scaling ---------------------------------------------------------------------------------
+    async def reserve_workers(self, owner: User, cluster: Cluster, count: int) -> int:
+        """``count`` bound by the owner's quota as every replica counts it (see the ledger)."""
+        limits = self.quotas.limits_for(owner)
+        if all(v is None for v in (limits.workers, limits.cores, limits.memory)):
+            return count
+        assert self.ledger is not None
+        with kube_errors("check your quota"):
+            return await self.ledger.reserve_workers(owner, limits, cluster, count)
+
     async def on_heartbeat(self, name: str, heartbeat: dict) -> None:
         key = self._key(name)
         obj = self._object(key) if key else None

@@ -28,7 +28,7 @@ from traitlets import (
 )
 
 from jhub_gateway import __version__
-from jhub_gateway.crd import CONFIG_FIELDS
+from jhub_gateway.crd import CONFIG_FIELDS, label_value_problem, metadata_key_problem
 from jhub_gateway.names import is_valid_cluster_name
 
 from ...cluster_config import ClusterConfig, parse_memory
@@ -231,6 +231,18 @@ class KubeClusterConfig(ClusterConfig):
                 f"(e.g. nodeSelector), not {snake}"
             )
         return value
+
+    @validate(*_EXTRA_METADATA)
+    def _extra_metadata(self, proposal: dict) -> dict[str, str]:
+        # The API server would refuse every pod with such a key: say so before creating.
+        name = proposal["trait"].name
+        for key, value in proposal["value"].items():
+            problem = metadata_key_problem(key)
+            if problem is None and name.endswith("_labels"):
+                problem = label_value_problem(value)
+            if problem:
+                raise TraitError(f"KubeClusterConfig.{name}: {problem}")
+        return proposal["value"]
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

@@ -14,6 +14,14 @@ dropped only after ``grace`` seconds (by then any cluster created under it
 would have reached every cache; a create that failed never will). Active
 clusters of the user that have no entry (quotas switched on later) are counted
 and added. Usage of clusters the cache knows includes their workers.
+
+Scaling reserves the same way (:meth:`QuotaLedger.reserve_workers`): the new
+worker count of a cluster is written to its entry, under the same
+resourceVersion precondition, before ``spec.replicas`` is patched, so two
+replicas scaling two clusters of one user at once cannot both spend the same
+room. For ``grace`` seconds after such a write an entry counts its workers even
+where a replica's cache still shows fewer (or, after a scale-down, more: the
+larger of the two counts); after that the cache alone decides.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from jhub_gateway.names import safe_slug
 
 from ...cluster_config import ClusterConfig
 from ...errors import QuotaExceeded, ServiceUnavailable
-from ...quotas import Footprint, Limits
+from ...quotas import Footprint, Limits, Usage, workers_allowed
 
 log = logging.getLogger("jhub_gateway.hub_service")
 
@@ -71,7 +79,7 @@ class QuotaLedger:
             current = await self._read(user)
             entries = self._live_entries(user, _entries(current))
             self._check(limits, entries, cores, memory)
-            entries[name] = {"cores": cores, "memory": memory, "time": time.time()}
+            entries[name] = {"cores": cores, "memory": memory, "workers": 0, "time": time.time()}
             try:
                 await self._write(user, current, entries)
                 return
@@ -79,6 +87,36 @@ class QuotaLedger:
                 continue  # another replica reserved first: re-read and check again
         raise ServiceUnavailable(
             "too many concurrent cluster requests for this user; try again", retry_after=1
+        )
+
+    async def reserve_workers(
+        self, user: User, limits: Limits, cluster: Cluster, workers: int
+    ) -> int:
+        """Reserve up to ``workers`` workers for ``cluster``; returns how many the quota allows."""
+        config = self.config_of(cluster)
+        for _ in range(MAX_ATTEMPTS):
+            current = await self._read(user)
+            entries = self._live_entries(user, _entries(current))
+            mine = entries.pop(cluster.name, None)
+            others = Usage(
+                clusters=len(entries),
+                workers=sum(int(e.get("workers", 0)) for e in entries.values()),
+                cores=sum(float(e.get("cores", 0)) for e in entries.values()),
+                memory=sum(int(e.get("memory", 0)) for e in entries.values()),
+            )
+            allowed = workers_allowed(limits, others, Footprint.of(config, 0), workers)
+            if mine is not None and int(mine.get("workers", -1)) == allowed:
+                return allowed  # already what every replica counts: nothing to write
+            now = time.time()
+            since = float(mine.get("time", now)) if mine else now
+            entries[cluster.name] = {**_footprint(config, allowed, since), "scaled": now}
+            try:
+                await self._write(user, current, entries)
+                return allowed
+            except (Conflict, AlreadyExists):
+                continue
+        raise ServiceUnavailable(
+            "too many concurrent scale requests for this user; try again", retry_after=1
         )
 
     async def release(self, user: User, name: str) -> None:
@@ -134,14 +172,22 @@ class QuotaLedger:
                 if now - float(entry.get("time", 0)) < self.grace:
                     live[name] = entry  # created moments ago, maybe not in our cache yet
             elif cluster.status.is_active:
-                live[name] = self._entry_of(cluster, entry.get("time", now))
+                workers = cluster.target_workers
+                scaled = float(entry.get("scaled", 0))
+                if now - scaled < self.grace:
+                    # a scale admitted moments ago, maybe not in this cache yet
+                    workers = max(workers, int(entry.get("workers", 0)))
+                live[name] = _footprint(self.config_of(cluster), workers, entry.get("time", now))
+                if now - scaled < self.grace:
+                    live[name]["scaled"] = scaled
         for cluster in self.active_of(user.name):
-            live.setdefault(cluster.name, self._entry_of(cluster, cluster.start_time / 1000))
+            live.setdefault(
+                cluster.name,
+                _footprint(
+                    self.config_of(cluster), cluster.target_workers, cluster.start_time / 1000
+                ),
+            )
         return live
-
-    def _entry_of(self, cluster: Cluster, when: float) -> dict[str, Any]:
-        footprint = Footprint.of(self.config_of(cluster), cluster.target_workers)
-        return {"cores": footprint.cores, "memory": footprint.memory, "time": when}
 
     @staticmethod
     def _check(limits: Limits, entries: dict[str, dict], cores: float, memory: int) -> None:
@@ -156,6 +202,16 @@ class QuotaLedger:
             limits.memory is not None and used_memory + memory > limits.memory
         ):
             raise QuotaExceeded("starting another scheduler would exceed your core or memory quota")
+
+
+def _footprint(config: ClusterConfig, workers: int, when: float) -> dict[str, Any]:
+    footprint = Footprint.of(config, workers)
+    return {
+        "cores": footprint.cores,
+        "memory": footprint.memory,
+        "workers": workers,
+        "time": when,
+    }
 
 
 def _entries(configmap: dict[str, Any] | None) -> dict[str, dict]:

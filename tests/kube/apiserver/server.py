@@ -20,6 +20,7 @@ from aiohttp import web
 from .access import Access
 from .auth import ADMIN_TOKEN
 from .controllers import Controller, GarbageCollector, NamespaceController
+from .endpoints_v1 import EndpointsController
 from .handlers import Router
 from .resources import Registry
 from .store import Store
@@ -134,6 +135,7 @@ class Emulator:
             GarbageCollector(self.api),
             NamespaceController(self.api),
             WorkloadController(self.api),
+            EndpointsController(self.api),
         ]
         for controller in self._controllers:
             controller.start()
