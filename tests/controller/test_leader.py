@@ -1,4 +1,9 @@
-"""Lease-based leader election against the Kubernetes API emulator, with short durations."""
+"""Lease-based leader election against the Kubernetes API emulator.
+
+Expiry and renewal are driven by a fake clock, one attempt at a time; the tests
+of the ``run()`` loop use short real durations only where the loop itself is
+what is tested (release on stop, loss, failure), and wait for conditions.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,19 @@ pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]
 NS = "default"
 TIMING = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
 _lease_ids = itertools.count()
+
+
+class FakeClock:
+    """The elector's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture
@@ -86,30 +104,33 @@ async def holder(client: KubeClient, lease: str) -> Any:
     return (await client.get(LEASES, lease, NS))["spec"].get("holderIdentity")
 
 
-async def test_exactly_one_of_two_leads_and_the_other_takes_over(
+async def test_a_renewing_holder_keeps_the_lease_and_loses_it_a_lease_duration_after(
     client: KubeClient, lease: str
 ) -> None:
-    a, b = Candidate(client, lease, "a"), Candidate(client, lease, "b")
-    async with candidates(a, b):
-        await until(lambda: a.leading or b.leading, "a leader")
-        # Several renewals long, never two leaders at once.
-        deadline = time.monotonic() + 2 * TIMING["lease_duration"]
-        while time.monotonic() < deadline:
-            assert a.leading + b.leading == 1
-            await asyncio.sleep(0.02)
-        leader, standby = (a, b) if a.leading else (b, a)
-        assert await holder(client, lease) == leader.elector.identity
+    clock = FakeClock()
+    a = LeaderElector(client, lease, NS, "a", **TIMING, clock=clock)
+    b = LeaderElector(client, lease, NS, "b", **TIMING, clock=clock)
+    assert await a.try_acquire_or_renew() and a.is_leader
+    # Renewing within every lease duration, a keeps it for many lease durations.
+    for _ in range(10):
+        clock.advance(0.75 * TIMING["lease_duration"])
+        assert await a.try_acquire_or_renew()
+        assert not await b.try_acquire_or_renew()
+        assert a.is_leader and not b.is_leader
+    assert await holder(client, lease) == "a"
+    # a falls silent: b waits a whole lease duration from the last change it saw.
+    clock.advance(TIMING["lease_duration"] - 0.01)
+    assert not await b.try_acquire_or_renew()
+    clock.advance(0.01)
+    assert await b.try_acquire_or_renew() and b.is_leader
+    assert await holder(client, lease) == "b"
+    # a, back, sees b's fresh record and does not take it back.
+    assert not await a.try_acquire_or_renew() and not a.is_leader
+    spec = (await client.get(LEASES, lease, NS))["spec"]
+    assert spec["leaseTransitions"] == 1
 
-        await leader.stop()  # releases the Lease on the way out
-        assert (leader.started, leader.stopped, leader.cancelled) == (1, 1, True)
-        took = await until(lambda: standby.leading, "takeover")
-        assert took < TIMING["lease_duration"]
-        assert await holder(client, lease) == standby.elector.identity
-        spec = (await client.get(LEASES, lease, NS))["spec"]
-        assert spec["leaseTransitions"] >= 1
 
-
-async def test_a_crashed_holder_is_replaced_only_after_the_lease_expires(
+async def test_a_silent_holder_is_replaced_a_lease_duration_after_we_first_saw_it(
     client: KubeClient, lease: str
 ) -> None:
     # A holder that never renews (as if its process died without releasing).
@@ -118,11 +139,35 @@ async def test_a_crashed_holder_is_replaced_only_after_the_lease_expires(
         "spec": {"holderIdentity": "ghost", "leaseDurationSeconds": 2,
                  "renewTime": "2020-01-01T00:00:00.000000Z"},
     }, NS)  # fmt: skip
-    (b,) = cands = (Candidate(client, lease, "b"),)
-    async with candidates(*cands):
-        took = await until(lambda: b.leading, "takeover from the ghost")
+    clock = FakeClock()
+    b = LeaderElector(client, lease, NS, "b", **TIMING, clock=clock)
     # Not trusting the ghost's old timestamp: expiry is timed from our own observation.
-    assert TIMING["lease_duration"] - 0.1 <= took < TIMING["lease_duration"] + 2
+    assert not await b.try_acquire_or_renew()
+    clock.advance(1.99)
+    assert not await b.try_acquire_or_renew()
+    assert await holder(client, lease) == "ghost"
+    clock.advance(0.01)
+    assert await b.try_acquire_or_renew()
+    assert await holder(client, lease) == "b"
+
+
+async def test_exactly_one_of_two_leads_and_the_other_takes_over_on_release(
+    client: KubeClient, lease: str
+) -> None:
+    a, b = Candidate(client, lease, "a"), Candidate(client, lease, "b")
+    async with candidates(a, b):
+        await until(lambda: a.leading or b.leading, "a leader")
+        assert a.leading + b.leading == 1
+        leader, standby = (a, b) if a.leading else (b, a)
+        assert await holder(client, lease) == leader.elector.identity
+
+        await leader.stop()  # releases the Lease on the way out
+        assert (leader.started, leader.stopped, leader.cancelled) == (1, 1, True)
+        took = await until(lambda: standby.leading, "takeover")
+        assert took < TIMING["lease_duration"]  # released: no waiting for expiry
+        assert await holder(client, lease) == standby.elector.identity
+        spec = (await client.get(LEASES, lease, NS))["spec"]
+        assert spec["leaseTransitions"] >= 1
 
 
 async def test_losing_the_lease_cancels_leading_work(client: KubeClient, lease: str) -> None:
@@ -190,10 +235,19 @@ async def test_stop_while_campaigning_returns_without_leading(
     client: KubeClient, lease: str
 ) -> None:
     a, b = Candidate(client, lease, "a"), Candidate(client, lease, "b")
+    attempts = 0
+    try_once = b.elector.try_acquire_or_renew
+
+    async def counted() -> bool:
+        nonlocal attempts
+        attempts += 1
+        return await try_once()
+
+    b.elector.try_acquire_or_renew = counted  # type: ignore[method-assign]
     async with candidates(a):
         await until(lambda: a.leading, "a leads")
         async with candidates(b):
-            await asyncio.sleep(3 * TIMING["retry_period"])  # b tries a few times
+            await until(lambda: attempts >= 3, "b to try a few times")
         assert (b.started, b.stopped) == (0, 0)
         assert await holder(client, lease) == "a"
 

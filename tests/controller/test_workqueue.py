@@ -1,4 +1,8 @@
-"""WorkQueue and RateLimiter: the controller's flow control, driven by a fake clock."""
+"""WorkQueue and RateLimiter: the controller's flow control, driven by a fake clock.
+
+Only ``await get()`` and ``acquire()`` sleep in real time (the clock they are
+given says when, the event loop waits); those few tests use short real delays.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 
 from jhub_gateway.controller.workqueue import QueueClosed, QueueEmpty, WorkQueue
 from jhub_gateway.kube.ratelimit import RateLimiter
+from tests.polling import until
 
 
 class FakeClock:
@@ -182,7 +187,7 @@ def test_reset_backoff_starts_over_and_is_per_key(queue: WorkQueue[str]) -> None
 async def test_get_waits_for_a_put() -> None:
     queue: WorkQueue[str] = WorkQueue()
     getter = asyncio.create_task(queue.get())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # the getter runs until it waits
     assert not getter.done()
     queue.put("a")
     assert await asyncio.wait_for(getter, 5) == "a"
@@ -202,7 +207,8 @@ async def test_get_wakes_when_a_delayed_key_falls_due() -> None:
 async def test_close_wakes_waiting_getters_and_refuses_keys() -> None:
     queue: WorkQueue[str] = WorkQueue()
     getters = [asyncio.create_task(queue.get()) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # each getter runs until it waits
+    assert not any(g.done() for g in getters)
     queue.close()
     for getter in getters:
         with pytest.raises(QueueClosed):
@@ -248,10 +254,7 @@ async def test_workers_never_share_a_key_and_see_every_last_put() -> None:
         if rng.random() < 0.5:
             await asyncio.sleep(0)
 
-    deadline = time.monotonic() + 10
-    while len(queue) or queue.processing():
-        assert time.monotonic() < deadline, "queue did not drain"
-        await asyncio.sleep(0.005)
+    await until(lambda: not (len(queue) or queue.processing()), 10, 0.005, what="queue drained")
     queue.close()
     await asyncio.wait_for(asyncio.gather(*workers), 5)
 
