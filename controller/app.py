@@ -31,6 +31,7 @@ from jhub_gateway.kube.ratelimit import RateLimiter
 from .health import HealthServer
 from .leader import LeaderElector
 from .manager import Controller, RunSettings
+from .metrics import ControllerMetrics, may_scrape
 from .settings import ControllerSettings
 
 USER_AGENT = "jhub-gateway-controller"
@@ -81,6 +82,18 @@ class KubeController(Application):
     address = Unicode(
         ":8000",
         help="HOST:PORT of the health endpoint (/healthz liveness, /readyz readiness); port 0 = any.",
+        config=True,
+    )
+    metrics_token = Unicode(
+        "",
+        help="Bearer token that may read /metrics on the health port (env "
+        "JHUB_GATEWAY_CONTROLLER_METRICS_TOKEN). Empty: /metrics is refused unless metrics_public.",
+        config=True,
+    )
+    metrics_public = Bool(
+        False,
+        help="Serve /metrics on the health port to anyone (for a scraper on a network users "
+        "cannot reach, e.g. a Prometheus ServiceMonitor inside the cluster).",
         config=True,
     )
     gateway_instance = Unicode(
@@ -233,11 +246,16 @@ class KubeController(Application):
                 self.renew_deadline,
                 self.retry_period,
             )
+        metrics = ControllerMetrics()
+        client.on_response = metrics.observe_api
         controller = Controller(client, self.controller_settings(), self.run_settings(),
-                                elector=elector)  # fmt: skip
+                                elector=elector, metrics=metrics)  # fmt: skip
+        token = self.metrics_token or os.environ.get("JHUB_GATEWAY_CONTROLLER_METRICS_TOKEN", "")
         health = HealthServer(
             live=lambda: {"ok": controller.healthy},
             ready=lambda: {"ok": controller.synced, "leader": controller.leading},
+            metrics=controller.render_metrics,
+            may_scrape=lambda header: may_scrape(token, self.metrics_public, header),
         )
         host, _, port = self.address.rpartition(":")
         bound = health.listen(host, int(port or 0))

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
@@ -28,14 +29,43 @@ class _Probe(RequestHandler):
         self.finish(json.dumps(result))
 
 
+class _Metrics(RequestHandler):
+    def initialize(
+        self, render: Callable[[], bytes], may_scrape: Callable[[str | None], bool]
+    ) -> None:
+        self.render_metrics = render
+        self.may_scrape = may_scrape
+
+    def get(self) -> None:
+        if not self.may_scrape(self.request.headers.get("Authorization")):
+            self.set_status(403)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({
+                "error": "forbidden",
+                "message": "metrics need 'Authorization: Bearer <metrics_token>' "
+                "(KubeController.metrics_token) or KubeController.metrics_public = True",
+            }))  # fmt: skip
+            return
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(self.render_metrics())
+
+
 class HealthServer:
-    def __init__(self, live: Callable[[], dict[str, Any]], ready: Callable[[], dict[str, Any]]
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        live: Callable[[], dict[str, Any]],
+        ready: Callable[[], dict[str, Any]],
+        metrics: Callable[[], bytes] | None = None,
+        may_scrape: Callable[[str | None], bool] = lambda header: False,
+    ) -> None:
+        routes: list[Any] = [
+            (r"/healthz", _Probe, {"check": live}),
+            (r"/readyz", _Probe, {"check": ready}),
+        ]
+        if metrics is not None:
+            routes.append((r"/metrics", _Metrics, {"render": metrics, "may_scrape": may_scrape}))
         app = Application(
-            [
-                (r"/healthz", _Probe, {"check": live}),
-                (r"/readyz", _Probe, {"check": ready}),
-            ],
+            routes,
             # Probes every few seconds would flood the log.
             log_function=lambda handler: None,
         )

@@ -49,6 +49,7 @@ from .cache import (
 )
 from .expectations import Expectations
 from .leader import LeaderElector
+from .metrics import ControllerMetrics
 from .reconcile import Reconciler
 from .settings import ControllerSettings
 from .status import FINAL
@@ -107,8 +108,10 @@ class Controller:
         *,
         elector: LeaderElector | None = None,
         clock: Callable[[], float] | None = None,
+        metrics: ControllerMetrics | None = None,
     ) -> None:
         self.client = client
+        self.metrics = metrics if metrics is not None else ControllerMetrics()
         self.settings = settings
         self.run_settings = run
         self.elector = elector
@@ -229,10 +232,12 @@ class Controller:
                 key = await queue.get()
             except QueueClosed:
                 return
+            started = time.monotonic()
             try:
                 self.reconciles += 1
                 after = await reconciler.reconcile(key)
             except Exception as exc:
+                self._observe_reconcile(started, exc)
                 delay = requeue_after_error(queue, key, exc)
                 if isinstance(exc, KubeError):
                     log.info("API error reconciling %s/%s: %s %s; retry in %.1fs",
@@ -241,11 +246,33 @@ class Controller:
                     log.exception("reconcile of %s/%s failed; retry in %.1fs",
                                   key[0], key[1], delay)  # fmt: skip
             else:
+                self._observe_reconcile(started, None)
                 queue.reset_backoff(key)
                 if after is not None:
                     queue.put_after(key, after)
             finally:
                 queue.done(key)
+
+    def _observe_reconcile(self, started: float, exc: BaseException | None) -> None:
+        outcome = "ok" if exc is None else "error"
+        self.metrics.reconcile_seconds.labels(outcome).observe(time.monotonic() - started)
+        if exc is not None:
+            cause = (
+                "conflict"
+                if isinstance(exc, Conflict)
+                else "throttled"
+                if isinstance(exc, Unavailable) and exc.retry_after
+                else "error"
+            )
+            self.metrics.retries.labels(cause).inc()
+
+    def render_metrics(self) -> bytes:
+        queue = self.queue
+        return self.metrics.render(
+            queue_depth=lambda: len(queue) if queue is not None else 0,
+            leading=lambda: self.leading,
+            clusters=len(self.cache.clusters),
+        )
 
     # -- cleanup of finished clusters ----------------------------------------------------
 

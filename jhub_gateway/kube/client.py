@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -208,6 +208,9 @@ class KubeClient:
         self.limiter = limiter or RateLimiter(rate=50, burst=100)
         self.request_timeout = request_timeout
         self.max_retries = max_retries
+        #: told (verb, status) after every request: "2xx", the error's code, or "none"
+        #: when no answer came; for metrics
+        self.on_response: Callable[[str, str], None] | None = None
 
     @classmethod
     async def connect(
@@ -266,7 +269,7 @@ class KubeClient:
         while True:
             await self.limiter.acquire()
             try:
-                return await self.api.call_api(
+                result = await self.api.call_api(
                     path,
                     method,
                     query_params=list((query or {}).items()),
@@ -282,14 +285,23 @@ class KubeClient:
                 )
             except self._api_exception as exc:
                 error = error_from_api_exception(exc)
+                self._observe(method, str(error.status))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                self._observe(method, "none")
                 raise Unavailable(0, type(exc).__name__, str(exc)) from exc
+            else:
+                self._observe(method, "2xx")
+                return result
             attempt += 1
             if error.status != 429 or attempt > self.max_retries:
                 raise error
             delay = min(RETRY_AFTER_MAX, error.retry_after or 1.0)
             log.info("API server throttling %s %s, retrying in %.1fs", method, path, delay)
             await asyncio.sleep(delay)
+
+    def _observe(self, method: str, status: str) -> None:
+        if self.on_response is not None:
+            self.on_response(method, status)
 
     # -- verbs ------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from jhub_gateway.kube.client import (
     NotFound,
 )
 from tests.kube.apiserver import KubeCluster, launch
+from tests.promtools import sample, scrape
 
 from .kubeenv import (
     AUTH_TOKEN,
@@ -98,6 +99,9 @@ class Env:
                 assert resp.status == 200, await resp.text()
 
 
+METRICS_TOKEN = "controller-scrape-secret"
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     workdir = tmp_path_factory.mktemp("ctrl-e2e")
@@ -110,7 +114,9 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         await install_crds(client)
         await ensure_namespace(client, NS)
         await sink.start()
-        controller = ControllerProcess(workdir, kube.kubeconfig, NS, sink.api_url)
+        controller = ControllerProcess(
+            workdir, kube.kubeconfig, NS, sink.api_url, metrics_token=METRICS_TOKEN
+        )
         await controller.start()
         await traefik.start()
         await controller.wait_leading()
@@ -342,3 +348,22 @@ async def test_a_scheduler_never_ready_fails_after_the_start_timeout(env: Env) -
 async def test_controller_stops_promptly_on_sigterm(env: Env) -> None:
     assert await env.controller.terminate() == 0
     assert "released lease" in env.controller.log()
+
+
+async def test_metrics_count_reconciles_and_api_requests_for_the_token_holder(env: Env) -> None:
+    url = f"http://127.0.0.1:{env.controller.health_port}/metrics"
+    async with aiohttp.ClientSession() as session:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            async with session.get(url, headers=headers) as resp:
+                assert resp.status == 403
+                assert "metrics_token" in (await resp.json())["message"]
+    await env.create("metered")
+    await env.wait_phase("metered", "Running", timeout=90)
+    samples = await scrape(url, {"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert sample(samples, "jhub_gateway_controller_leader") == 1
+    assert sample(samples, "jhub_gateway_controller_reconcile_duration_seconds_count",
+                  outcome="ok") >= 1  # fmt: skip
+    assert sample(samples, "jhub_gateway_controller_api_requests_total", verb="POST",
+                  code="2xx") >= 1  # fmt: skip
+    assert sample(samples, "jhub_gateway_controller_queue_depth") >= 0
+    await env.client.delete(DASKCLUSTERS, "metered", NS)
