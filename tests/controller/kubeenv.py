@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from aiohttp import web
 
 from jhub_gateway import crd
 from jhub_gateway.kube.client import DASKCLUSTERS, PODS, SECRETS, KubeClient, KubeError
+from tests.kube.accounts import grant, issue_token, traefik_access
+from tests.polling import until
 
 ROOT = Path(__file__).parents[2]
 TRAEFIK = Path(sys.executable).parent / "traefik"
@@ -34,6 +36,8 @@ TRAEFIK_CRDS = ROOT / "helm" / "jhub-gateway" / "crds" / "traefik.yaml"
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 INSTANCE = "gw"
 AUTH_TOKEN = "dashboard-secret"
+TRAEFIK_SA = "traefik"
+log = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -43,18 +47,16 @@ def free_port() -> int:
 
 
 async def wait_for(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
-    end = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < end:
+    """``until`` ``check`` is truthy; API and connection errors count as not yet."""
+
+    async def attempt() -> Any:
         try:
-            result = await check()
-            if result:
-                return result
+            return await check()
         except (KubeError, OSError, aiohttp.ClientError) as exc:
-            last = exc
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})")
+            log.debug("waiting for %s: %r", what, exc)
+            return None
+
+    return await until(attempt, timeout=timeout, interval=0.2, what=what)
 
 
 async def install_crds(client: KubeClient) -> None:
@@ -222,6 +224,8 @@ class ControllerProcess:
 
 
 class Traefik:
+    """Unmodified Traefik as ServiceAccount ``traefik`` with the chart's read-only Roles."""
+
     def __init__(self, workdir: Path, api_host: str, namespace: str) -> None:
         self.web, self.tcp, self.ping = free_port(), free_port(), free_port()
         self.workdir = workdir
@@ -230,6 +234,8 @@ class Traefik:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
+        await grant(self.api_host, traefik_access(TRAEFIK_SA, self.namespace, [self.namespace]))
+        token = await issue_token(self.api_host, self.namespace, TRAEFIK_SA)
         with (self.workdir / "traefik.log").open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 str(TRAEFIK),
@@ -239,7 +245,7 @@ class Traefik:
                 "--ping.entryPoint=ping",
                 "--providers.kubernetescrd",
                 f"--providers.kubernetescrd.endpoint={self.api_host}",
-                "--providers.kubernetescrd.token=x",
+                f"--providers.kubernetescrd.token={token}",
                 f"--providers.kubernetescrd.namespaces={self.namespace}",
                 "--providers.providersThrottleDuration=200ms",
                 stdout=out,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.polling import until
+
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -50,12 +52,11 @@ async def test_deployment_runs_and_logs(kube_cluster, tmp_path):
                           "--no-headers")).splitlines()  # fmt: skip
     assert len(pods) == 2 and all("1/1" in p and "Running" in p for p in pods)
     name = pods[0].split()[0]
-    for _ in range(300):
-        if "hello from" in await kubectl(kube_cluster.kubeconfig, tmp_path, "logs", name):
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise AssertionError("no log output")
+
+    async def logged() -> bool:
+        return "hello from" in await kubectl(kube_cluster.kubeconfig, tmp_path, "logs", name)
+
+    await until(logged, interval=0.2, what="log output of the pod")
     await kubectl(
         kube_cluster.kubeconfig, tmp_path, "delete", "deployment", "hello", "--timeout=60s"
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +11,8 @@ import pytest_asyncio
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
 
+from tests.polling import until
+
 pytestmark = [pytest.mark.kube, pytest.mark.asyncio(loop_scope="module")]
 
 NS = "default"
@@ -19,13 +20,7 @@ MERGE = "application/merge-patch+json"
 
 
 async def wait_for(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return await until(check, timeout=timeout, what=what)
 
 
 class Apis:

@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -25,9 +24,10 @@ from typing import Any, TypeVar
 import yaml
 
 from jhub_gateway.crd import crd_manifest
-from jhub_gateway.kube.client import NAMESPACES, KubeClient, Resource
+from jhub_gateway.kube.client import NAMESPACES, KubeClient, KubeError, Resource
 from tests.gatewaytools import basic, free_port
-from tests.polling import wait_for
+from tests.kube.accounts import grant, issue_token, traefik_access
+from tests.polling import until, wait_for
 
 REPO = Path(__file__).parents[2]
 TRAEFIK = Path(sys.executable).parent / "traefik"
@@ -246,16 +246,16 @@ class Stack:
         )
         for crd in [crd_manifest(), *yaml.safe_load_all(TRAEFIK_CRDS.read_text())]:
             await client.create(CRDS, crd)
-        deadline = time.monotonic() + 30
-        while True:  # CRDs are served shortly after they are created
+
+        async def served() -> bool:  # CRDs are served shortly after they are created
             try:
                 await client.list(DASKCLUSTERS, NAMESPACE)
                 await client.list(INGRESSROUTES, NAMESPACE)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+            except KubeError:
+                return False
+            return True
+
+        await until(served, timeout=30, what="the CRDs to be served")
         # What the Helm chart makes for the api Deployment, pointed at the host processes.
         await client.create(
             SERVICES,
@@ -307,6 +307,12 @@ class Stack:
         )
 
     def _start_traefik(self) -> None:
+        """Traefik runs as ServiceAccount ``traefik`` with the chart's read-only Roles."""
+
+        async def token() -> str:
+            await grant(self.kube_url, traefik_access("traefik", NAMESPACE, [NAMESPACE]))
+            return await issue_token(self.kube_url, NAMESPACE, "traefik")
+
         cmd = [
             str(TRAEFIK),
             f"--entryPoints.web.address=127.0.0.1:{self.web}",
@@ -315,7 +321,7 @@ class Stack:
             "--ping.entryPoint=ping",
             "--providers.kubernetescrd",
             f"--providers.kubernetescrd.endpoint={self.kube_url}",
-            "--providers.kubernetescrd.token=x",
+            f"--providers.kubernetescrd.token={asyncio.run(token())}",
             f"--providers.kubernetescrd.namespaces={NAMESPACE}",
             "--providers.providersThrottleDuration=200ms",
             "--log.level=INFO",

@@ -53,7 +53,7 @@ async def launch(
     kubeconfig: Path | None = None,
     port: int = 0,
     history: int = 10000,
-    rbac: bool = False,
+    rbac: bool = True,
     simulated: bool = False,
 ) -> KubeCluster:
     """Start the emulator (and the kubelet unless ``kubelet=False``).
@@ -83,7 +83,7 @@ async def start_emulator(
     *,
     kubelet: bool = True,
     history: int = 10000,
-    rbac: bool = False,
+    rbac: bool = True,
     simulated: bool = False,
 ) -> AsyncIterator[KubeCluster]:
     """``async with start_emulator(tmp) as k:`` -> ``k.url``, ``k.kubeconfig``, ``k.stop()``."""

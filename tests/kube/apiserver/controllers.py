@@ -25,11 +25,13 @@ class Controller:
     """Runs ``sync()`` after store events that ``interested`` accepts (debounced)."""
 
     debounce = 0.02
+    period: float | None = None  # also run every ``period`` seconds (time-driven kinds)
 
     def __init__(self, api: Api) -> None:
         self.api = api
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.passes = 0  # completed ``sync()`` passes (tests wait on it)
         api.store.listeners.append(self._on_event)
 
     def interested(self, key: StorageKey, event: Event) -> bool:
@@ -57,11 +59,15 @@ class Controller:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.period)
+            except asyncio.TimeoutError:
+                pass
             await asyncio.sleep(self.debounce)
             self._wake.clear()
             try:
                 self.sync()
+                self.passes += 1
             except Exception:
                 log.exception("controller %s pass failed", type(self).__name__)
                 self._wake.set()

@@ -7,6 +7,7 @@ import datetime
 import re
 from typing import Any
 
+from . import kinds
 from .errors import cause
 from .resources import ResourceType
 
@@ -91,6 +92,8 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
             data[key] = base64.b64encode(str(value).encode()).decode()
         if not data:
             obj.pop("data")
+    elif rt.plural in kinds.PLURALS:
+        kinds.apply_defaults(rt.plural, obj, pod_spec_defaults)
 
 
 def initial_status(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -104,7 +107,9 @@ def initial_status(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj["status"] = {"phase": "Active"}
     elif rt.plural == "services":
         obj["status"] = {"loadBalancer": {}}
-    elif rt.plural in ("deployments", "replicasets", "statefulsets"):
+    elif rt.plural in ("deployments", "replicasets", "statefulsets") or (
+        rt.plural in kinds.PLURALS and "status" in rt.subresources
+    ):
         obj["status"] = {}
 
 
@@ -147,4 +152,6 @@ def validate_builtin(rt: ResourceType, obj: dict[str, Any]) -> list[dict[str, st
         elif sum(bool(v.get("storage")) for v in spec["versions"]) != 1:
             errors.append(cause("spec.versions", "Invalid value: must have exactly one version "
                                 "marked as storage version"))  # fmt: skip
+    if rt.plural in kinds.PLURALS:
+        errors += kinds.validate(rt.plural, obj)
     return errors

@@ -82,6 +82,16 @@ BUILTINS: list[ResourceType] = [
     _rt("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
     _rt("coordination.k8s.io/v1", "leases", "Lease"),
     _rt("events.k8s.io/v1", "events", "Event", short="ev"),
+    _rt("batch/v1", "jobs", "Job", sub="status", cats="all"),
+    _rt("batch/v1", "cronjobs", "CronJob", short="cj", sub="status", cats="all"),
+    _rt(
+        "autoscaling/v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        short="hpa",
+        sub="status",
+        cats="all",
+    ),  # fmt: skip
     _rt("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", short="pdb", sub="status"),
     _rt("networking.k8s.io/v1", "ingresses", "Ingress", short="ing", sub="status"),
     _rt("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", short="netpol"),

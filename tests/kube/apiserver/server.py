@@ -19,6 +19,7 @@ from aiohttp import web
 
 from .access import Access
 from .auth import ADMIN_TOKEN
+from .batch import BatchController
 from .controllers import Controller, GarbageCollector, NamespaceController
 from .endpoints_v1 import EndpointsController
 from .handlers import Router
@@ -79,7 +80,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         history: int = 10000,
-        rbac: bool = False,
+        rbac: bool = True,
     ) -> None:
         self.workdir = Path(workdir)
         self.host = host
@@ -92,6 +93,7 @@ class Emulator:
         self.router = Router(self.api, self.registry, self.workdir / "logs", self.access)
         self.ca_pem = b""
         self._controllers: list[Controller] = []
+        self.batch: BatchController | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -131,11 +133,13 @@ class Emulator:
         tls_sock = _listen(self.host, 0)
         self.https_port = tls_sock.getsockname()[1]
         await web.SockSite(self._runner, tls_sock, ssl_context=self._tls()).start()
+        self.batch = BatchController(self.api)
         self._controllers = [
             GarbageCollector(self.api),
             NamespaceController(self.api),
             WorkloadController(self.api),
             EndpointsController(self.api),
+            self.batch,
         ]
         for controller in self._controllers:
             controller.start()

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import admission, errors, openapi, rbac, ssa
+from . import admission, errors, kinds, openapi, rbac, ssa
 from .defaults import apply_defaults, initial_status, now, validate_builtin, validate_name
 from .patch import json_patch, merge_patch, strategic_merge
 from .resources import Registry, ResourceType
@@ -298,6 +298,10 @@ class Api(SubresourceVerbs):
                     new.pop("status", None)
         new["metadata"]["resourceVersion"] = om["resourceVersion"]
         new = self._admit(rt, new, strict)
+        if sub is None and not rt.custom and rt.plural in kinds.PLURALS:
+            causes = kinds.validate_update(rt.plural, old, new)
+            if causes:
+                raise errors.invalid(rt.kind, rt.group, om["name"], causes)
         if manager and sub is None and not applied:
             ssa.on_update(old, new, manager, self.schema(rt), "status" in rt.subresources)
         if _spec_part(new) != _spec_part(old):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from tests.polling import until
 
 from .api import ApiError, RawApi
 from .kubelet import log_path
@@ -19,18 +19,20 @@ DEADLINE = 60.0
 async def wait_for(
     check: Callable[[], Awaitable[Any]], timeout: float = DEADLINE, what: str = "condition"
 ) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
-    end = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < end:
+    """``until`` ``check`` is truthy; API and connection errors count as not yet."""
+    last: list[Exception] = []
+
+    async def attempt() -> Any:
         try:
-            result = await check()
-            if result:
-                return result
+            return await check()
         except (ApiError, OSError, aiohttp.ClientError) as exc:
-            last_exc = exc
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last_exc})")
+            last[:] = [exc]
+            return None
+
+    try:
+        return await until(attempt, timeout=timeout, interval=0.2, what=what)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc} (last error: {last[0] if last else None})") from None
 
 
 class Kube:
