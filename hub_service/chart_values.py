@@ -104,7 +104,8 @@ def _auth(
             c.SimpleAuthenticator.password = password
     elif kind == "kerberos":
         c.GatewayApp.authenticator = "kerberos"
-        c.KerberosAuthenticator.keytab = KEYTAB_PATH
+        # the Deployment names the mounted keytab in the environment
+        c.KerberosAuthenticator.keytab = environ.get("JHUB_GATEWAY_KERBEROS_KEYTAB") or KEYTAB_PATH
         service = _get(auth, "kerberos", "serviceName")
         if service:
             c.KerberosAuthenticator.service_name = service

@@ -213,7 +213,7 @@ def test_separate_tcp_port_adds_an_entrypoint_and_service_port() -> None:
     docs = render(SCENARIOS["separate tcp port"])
     ports = {p["name"]: p["port"] for p in docs[TRAEFIK_SVC]["spec"]["ports"]}
     assert ports == {"web": 80, "tcp": 8786}
-    assert "--entrypoints.tcp.address=:8786" in container(docs, TRAEFIK)["args"]
+    assert "--entrypoints.tcp.address=$(POD_IP):8786" in container(docs, TRAEFIK)["args"]
     controller = docs[("ConfigMap", f"controller-{FULLNAME}")]["data"]
     assert 'proxy_tcp_entrypoint = "tcp"' in controller["jhub_gateway_controller_config.py"]
     shared = render()[("ConfigMap", f"controller-{FULLNAME}")]["data"]
