@@ -78,3 +78,12 @@ def test_generated_config_passes_check_config(tmp_path: Path) -> None:
     assert procs[1].returncode != 0
     lines = (bad_out + bad_err).strip().splitlines()
     assert len(lines) == 1 and "worker_cores" in lines[0], lines
+
+
+def test_z2jh_example_values_render() -> None:
+    example = Path(__file__).parents[2] / "examples" / "z2jh" / "gateway-values.yaml"
+    docs = render(example.read_text())
+    api = docs[("Deployment", "api-dask-gateway-jhub-gateway")]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in api["containers"][0]["env"]}
+    ref = env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "hub", "key": "hub.services.dask-gateway.apiToken"}
