@@ -123,7 +123,7 @@ FIELDS: tuple[ClusterField, ...] = (
     ),
     ClusterField(
         "keep_after_server_stops",
-        None,
+        "keepAfterServerStops",
         "flag",
         False,
         """Keep this cluster running after its owner's JupyterHub server stops.

@@ -83,6 +83,7 @@ CONFIG_FIELDS: dict[str, str] = {
     "workerThreads": "worker_threads",
     "idleTimeout": "idle_timeout",
     "maxLifetime": "max_lifetime",
+    "keepAfterServerStops": "keep_after_server_stops",
     "schedulerStartTimeout": "scheduler_start_timeout",
     "workerStartTimeout": "worker_start_timeout",
     "adaptivePeriod": "adaptive_period",
@@ -238,6 +239,9 @@ def _config_schema() -> dict[str, Any]:
         ),
         "idleTimeout": _seconds("Stop after this many idle seconds; 0 = never."),
         "maxLifetime": _seconds("Stop this many seconds after start; 0 = no limit."),
+        "keepAfterServerStops": _s(
+            "boolean", "Keep running after the owner's notebook server stops (not owned by it)."
+        ),
         "schedulerStartTimeout": _seconds("Seconds the scheduler may take to become ready."),
         "workerStartTimeout": _seconds("Seconds a worker may take to start."),
         "adaptivePeriod": _s(

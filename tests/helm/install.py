@@ -25,6 +25,37 @@ from .chart import CHART, NAMESPACE, RELEASE, values
 T = TypeVar("T")
 HELM_TIMEOUT = 180  # seconds Helm waits for every object to be ready
 
+PASSWORD = "seed-guide-password"
+# A config.yaml in the style of the install guide: simple auth and the guide's
+# extraConfig map of cluster options (smaller defaults for a 2-core machine).
+CONFIG_YAML = f"""
+gateway:
+  # probe every 2 s rather than 10 s: a rolled api pod is Ready as soon as it answers
+  readinessProbe:
+    initialDelaySeconds: 1
+    periodSeconds: 2
+  auth:
+    type: simple
+    simple:
+      password: {PASSWORD}
+  extraConfig:
+    # Note that the key name here doesn't matter.
+    clusteroptions: |
+        from dask_gateway_server.options import Options, Integer, Float
+
+        def option_handler(options):
+            return {{
+                "worker_cores": options.worker_cores,
+                "worker_memory": "%fG" % options.worker_memory,
+            }}
+
+        c.Backend.cluster_options = Options(
+            Integer("worker_cores", 1, min=1, max=2, label="Worker Cores"),
+            Float("worker_memory", 0.5, min=0.25, max=2, label="Worker Memory (GiB)"),
+            handler=option_handler,
+        )
+"""
+
 
 class EmulatorThread:
     """``launch(rbac=True)`` on its own loop in a daemon thread; ``stop()`` ends it."""

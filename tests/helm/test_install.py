@@ -13,42 +13,17 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import helm_python as helm
 import pytest
 from dask_gateway import BasicAuth, Gateway
 
 from tests.polling import wait_for
 
 from .chart import FULLNAME, NAMESPACE
-from .install import EmulatorThread, Release, kubectl, kubectl_json
+from .install import CONFIG_YAML, PASSWORD, EmulatorThread, Release, kubectl, kubectl_json
 
 pytestmark = [pytest.mark.kube]
 
-PASSWORD = "seed-guide-password"
-# A config.yaml in the style of the install guide: simple auth and the guide's
-# extraConfig map of cluster options (smaller defaults for a 2-core machine).
-CONFIG_YAML = f"""
-gateway:
-  auth:
-    type: simple
-    simple:
-      password: {PASSWORD}
-  extraConfig:
-    # Note that the key name here doesn't matter.
-    clusteroptions: |
-        from dask_gateway_server.options import Options, Integer, Float
-
-        def option_handler(options):
-            return {{
-                "worker_cores": options.worker_cores,
-                "worker_memory": "%fG" % options.worker_memory,
-            }}
-
-        c.Backend.cluster_options = Options(
-            Integer("worker_cores", 1, min=1, max=2, label="Worker Cores"),
-            Float("worker_memory", 0.5, min=0.25, max=2, label="Worker Memory (GiB)"),
-            handler=option_handler,
-        )
-"""
 UPGRADE_YAML = CONFIG_YAML.replace("gateway:\n", "gateway:\n  replicas: 2\n  loglevel: DEBUG\n", 1)
 
 API = f"api-{FULLNAME}"
@@ -200,6 +175,17 @@ def test_components_hold_only_their_own_permissions(installed: Installed) -> Non
     assert can(traefik, "watch", "ingressroutes.traefik.io")
     assert not can(traefik, "create", "ingressroutes.traefik.io")
     assert not can(traefik, "get", "secrets", "default")
+
+
+def test_misspelt_key_fails_install_naming_it(installed: Installed) -> None:
+    typo = Release(installed.kube.kubeconfig, name="typo")
+    try:
+        with pytest.raises(helm.HelmReleaseError) as info:
+            typo.upgrade_install("gateway:\n  auth:\n    tpye: simple\n")
+        assert "- at '/gateway/auth': additional properties 'tpye' not allowed" in str(info.value)
+        assert [r["name"] for r in typo.config.list(all_states=True)] == [installed.release.name]
+    finally:
+        typo.close()
 
 
 def kubectl_stdin(inst: Installed, stdin: str, *args: str) -> str:

@@ -20,7 +20,7 @@ from jhub_gateway.client import BasicAuth
 from tests.gatewaytools import basic
 from tests.polling import wait_for
 
-from .stack import PODS, Stack, http
+from .stack import NAMESPACE, PODS, Stack, http
 
 pytestmark = pytest.mark.kube
 
@@ -269,3 +269,47 @@ def test_concurrent_creates_on_two_replicas_respect_the_quota(stack: Stack) -> N
         stack.replicas[1].request("DELETE", f"/api/v1/clusters/{created[0]}", user="quota")[0]
         == 204
     )
+
+
+def test_a_cluster_is_owned_by_its_users_notebook_pod_and_goes_with_it(stack: Stack) -> None:
+    notebook = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "jupyter-nina",
+            "labels": {"component": "singleuser-server"},
+            "annotations": {"hub.jupyter.org/username": "nina"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "notebook",
+                    "image": "python",
+                    "command": ["python3", "-c", "import time; time.sleep(3600)"],
+                }
+            ]
+        },
+    }
+    created = stack.call(lambda c: c.create(PODS, notebook, NAMESPACE))
+    with ours(stack, "nina") as gw:
+        name = gw.submit()
+        owners = stack.daskcluster(name)["metadata"].get("ownerReferences") or []
+        assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [
+            ("Pod", "jupyter-nina", created["metadata"]["uid"])
+        ]
+        # another user's cluster is not bound to nina's pod
+        with ours(stack, "omar") as other:
+            unbound = other.submit()
+            assert not stack.daskcluster(unbound)["metadata"].get("ownerReferences")
+            # the notebook pod goes: Kubernetes itself removes nina's cluster, not omar's
+            stack.call(lambda c: c.delete(PODS, "jupyter-nina", NAMESPACE, grace_period_seconds=0))
+            wait_for(
+                lambda: (
+                    name
+                    not in {f"{NAMESPACE}.{o['metadata']['name']}" for o in stack.daskclusters()}
+                ),
+                timeout=TIMEOUT,
+                what="the garbage collector to remove nina's cluster",
+            )
+            assert stack.daskcluster(unbound)["spec"].get("active", True)
+            other.stop_cluster(unbound)

@@ -17,7 +17,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from traitlets import Float, Integer, Unicode, default, validate
+from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from jhub_gateway.crd import (
     GROUP,
@@ -57,6 +57,7 @@ from .model import (
     is_active,
     secret_name,
 )
+from .owner_pod import server_pod_owner
 
 SCHEDULER_COMPONENT = "dask-scheduler"
 
@@ -108,6 +109,14 @@ class KubeBackend(Backend):
         min=5,
         help="""Seconds a quota reservation counts while its DaskCluster is not in the
         cache yet (longer than any cache lag; a failed create's reservation then lapses).""",
+        config=True,
+    )
+    bind_to_notebook_pod = Bool(
+        True,
+        help="""Make each DaskCluster owned by its user's notebook pod when that pod runs in
+        the cluster's namespace (KubeSpawner's ``component=singleuser-server`` pods), so the
+        API server deletes the cluster with the pod even while the gateway is down. Clusters
+        set to ``keep_after_server_stops`` are never bound. Needs ``list pods`` there.""",
         config=True,
     )
     lookup_timeout = Float(
@@ -345,6 +354,8 @@ class KubeBackend(Backend):
             config=to_spec_config(config),
         )
         try:
+            if self.bind_to_notebook_pod and not config.keep_after_server_stops:
+                await self._bind_to_server_pod(body, namespace, user.name)
             with kube_errors("create the cluster"):
                 created = await self.client.create(DASKCLUSTERS, body, namespace)
         except BaseException:
@@ -361,6 +372,17 @@ class KubeBackend(Backend):
         assert cluster is not None
         self.log.info("created DaskCluster %s for %s", public, user.name)
         return cluster
+
+    async def _bind_to_server_pod(self, body: dict, namespace: str, username: str) -> None:
+        assert self.client is not None
+        try:
+            owner = await server_pod_owner(self.client, namespace, username)
+        except KubeError as exc:
+            # no binding is no harm: the server watch still stops the cluster
+            self.log.info("not binding to the notebook pod (%s %s)", exc.status, exc.reason)
+            return
+        if owner is not None:
+            body["metadata"].setdefault("ownerReferences", []).append(owner)
 
     async def stop_cluster(
         self, name: str, *, reason: str, message: str = "", failed: bool = False
