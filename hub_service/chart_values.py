@@ -143,3 +143,5 @@ def configure(
     c.Application.log_level = log_level(gateway.get("loglevel"))
     _backend(c, settings, gateway)
     _auth(c, settings, gateway.get("auth") or {}, env)
+    # scrapers that go by pod annotations send no token: the chart says so next to the switch
+    c.ServiceMetrics.public = bool(settings.get("metricsPublic"))

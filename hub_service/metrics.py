@@ -10,13 +10,15 @@ scrapes.
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from traitlets import Bool, Unicode
+from traitlets import Bool, Unicode, default
 from traitlets.config import Configurable
 
+from jhub_gateway import redact
 from jhub_gateway.models import Cluster, ClusterStatus
 
 from .quotas import Footprint
@@ -39,7 +41,8 @@ class ServiceMetrics(Configurable):
 
     token = Unicode(
         "",
-        help="""A bearer token that may read /metrics (``Authorization: Bearer <token>``).
+        help="""A bearer token that may read /metrics (``Authorization: Bearer <token>``;
+        default: env JHUB_GATEWAY_METRICS_TOKEN, which the Helm chart sets).
 
         For a Prometheus that has no JupyterHub token. Empty (the default): only hub
         tokens holding the ``read:metrics`` scope may scrape, unless ``public`` is set.""",
@@ -57,6 +60,12 @@ class ServiceMetrics(Configurable):
         Off by default: one series per user grows with the hub and names users.""",
         config=True,
     )
+
+    @default("token")
+    def _token_from_env(self) -> str:
+        token = os.environ.get("JHUB_GATEWAY_METRICS_TOKEN", "")
+        redact.register_secret(token)
+        return token
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
