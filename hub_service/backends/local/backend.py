@@ -208,7 +208,12 @@ class LocalBackend(IsolatingBackend):
         )
         assert self.proxy is not None
         await self.proxy.set_cluster_routes(
-            cluster.name, cluster.dashboard_address or None, _host_port(cluster.scheduler_address)
+            cluster.name,
+            cluster.dashboard_address or None,
+            _host_port(cluster.scheduler_address),
+            on_written=lambda: cluster.record(
+                "SchedulerReady", "RoutesWritten", "routes handed to Traefik; waiting until served"
+            ),
         )
         if cluster.transition(ClusterStatus.RUNNING, "Running", "scheduler ready and routed"):
             self.log.info("cluster %s running", cluster.name)
