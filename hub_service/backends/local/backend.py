@@ -179,6 +179,9 @@ class LocalBackend(IsolatingBackend):
             state.last_heartbeat = time.time()
             if cluster.status == ClusterStatus.PENDING and heartbeat.get("scheduler_address"):
                 await self._to_running(state, heartbeat)
+                # wake the waiting client now, not after the worker and SQLite steps below:
+                # a crash before the write re-adopts it PENDING and the next heartbeat redoes this
+                self.registry.notify(name)
             if cluster.status != ClusterStatus.RUNNING:
                 return
             active = set(heartbeat.get("active_workers", []))
