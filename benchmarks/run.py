@@ -41,7 +41,7 @@ from bench_local import OurServer, UpstreamServer  # noqa: E402
 from start_trace import format_trace  # noqa: E402
 
 LABELS = ("upstream", "jhub-gateway")
-API_LOAD = ((1, 200), (32, 1600), (128, 2560))  # (concurrent clients, requests per round)
+API_LOAD = ((1, 100), (32, 960), (128, 1280))  # (concurrent clients, requests per round)
 BEGIN, END = "<!-- benchmarks/run.py:begin -->", "<!-- benchmarks/run.py:end -->"
 
 
