@@ -8,26 +8,32 @@ proxy in between) with ``GET /api/v1/clusters/``:
   (our client's pattern);
 - cold: a fresh token per request; counts hub ``/hub/api/user`` calls per request.
 
-Throughput (requests/s) and p99 latency at 1 and 32 concurrent clients.
+Throughput (requests/s) and p99 latency at 1 and 32 concurrent clients. ``run.py``
+reuses ``hub_gateways`` and ``load`` for its API rows, through the public addresses.
 Run: ``.venv/bin/python benchmarks/bench_hub_auth.py``. Not a test: prints a table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.gatewaytools import free_port  # noqa: E402
-from tests.hubtools import run_hub, wait_until  # noqa: E402
+from tests.hubtools import run_hub  # noqa: E402
+from tests.polling import until  # noqa: E402
 
 OURS, UPSTREAM = "dask-gateway", "upstream-gateway"
 
@@ -86,8 +92,18 @@ async def cold(url: str, hub, hub_log: Path, n: int = 20) -> tuple[float, float]
     return calls / n, statistics.median(times) * 1000
 
 
-async def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="bench-hub-"))
+@dataclass
+class HubGateways:
+    """Both servers as services of one hub; URLs of ``GET /api/v1/clusters/``."""
+
+    hub: Any
+    direct: dict[str, str]  # the servers' own API ports
+    public: dict[str, str]  # through each server's proxy (Traefik / upstream's proxy)
+    tokens: list[str]
+
+
+@contextlib.asynccontextmanager
+async def hub_gateways(root: Path) -> AsyncIterator[HubGateways]:
     services = [{"name": OURS}, {"name": UPSTREAM}]
     roles = [{"name": "user", "scopes": ["self", "access:services"]}]
     async with run_hub(root, services=services, users=["alice"], roles=roles) as hub:
@@ -118,9 +134,9 @@ async def main() -> None:
             root,
             "ours.log",
         )
-        up_api = free_port()
+        up_api, up_public = free_port(), free_port()
         (root / "upstream.py").write_text(
-            UPSTREAM_CONFIG.format(api_port=up_api, proxy_port=free_port())
+            UPSTREAM_CONFIG.format(api_port=up_api, proxy_port=up_public)
         )
         upstream = start(
             [sys.executable, "-m", "dask_gateway_server", "-f", str(root / "upstream.py")],
@@ -132,40 +148,52 @@ async def main() -> None:
             root,
             "upstream.log",
         )
-        urls = {
-            "upstream": f"http://127.0.0.1:{up_api}/api/v1/clusters/",
-            "jhub-gateway": f"http://127.0.0.1:{our_api}/services/{OURS}/api/v1/clusters/",
-        }
-        tokens = [
-            await hub.token_for("alice", scopes=["self", "access:services"]) for _ in range(4)
-        ]
+        path = f"/services/{OURS}/api/v1/clusters/"
+        gateways = HubGateways(
+            hub=hub,
+            direct={
+                "upstream": f"http://127.0.0.1:{up_api}/api/v1/clusters/",
+                "jhub-gateway": f"http://127.0.0.1:{our_api}{path}",
+            },
+            public={
+                "upstream": f"http://127.0.0.1:{up_public}/api/v1/clusters/",
+                "jhub-gateway": f"http://127.0.0.1:{our_public}{path}",
+            },
+            tokens=[
+                await hub.token_for("alice", scopes=["self", "access:services"]) for _ in range(4)
+            ],
+        )
         try:
-            for url in urls.values():
+            for url in [*gateways.direct.values(), *gateways.public.values()]:
 
                 async def ready(url=url) -> bool:
+                    auth = {"Authorization": f"jupyterhub {gateways.tokens[0]}"}
                     try:
-                        async with (
-                            aiohttp.ClientSession() as s,
-                            s.get(url, headers={"Authorization": f"jupyterhub {tokens[0]}"}) as r,
-                        ):
+                        async with aiohttp.ClientSession() as s, s.get(url, headers=auth) as r:
                             return r.status == 200
                     except aiohttp.ClientError:
                         return False
 
-                await wait_until(ready, 60, url)
-            rows = []
-            for mode in ("cookie", "header"):
-                for conc, total in ((1, 300), (32, 1600)):
-                    res = {
-                        label: await load(url, tokens, conc, total, mode)
-                        for label, url in urls.items()
-                    }
-                    rows.append((f"warm, {mode}, {conc} client(s)", res))
-            cold_res = {label: await cold(url, hub, hub.log_path) for label, url in urls.items()}
+                await until(ready, 60, what=url)
+            yield gateways
         finally:
             for proc in (ours, upstream):
                 proc.terminate()
                 proc.wait(30)
+
+
+async def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-hub-"))
+    async with hub_gateways(root) as gws:
+        urls, tokens, hub = gws.direct, gws.tokens, gws.hub
+        rows = []
+        for mode in ("cookie", "header"):
+            for conc, total in ((1, 300), (32, 1600)):
+                res = {
+                    label: await load(url, tokens, conc, total, mode) for label, url in urls.items()
+                }
+                rows.append((f"warm, {mode}, {conc} client(s)", res))
+        cold_res = {label: await cold(url, hub, hub.log_path) for label, url in urls.items()}
     print("| case | upstream req/s | ours req/s | ratio | upstream p99 ms | ours p99 ms |")
     print("|---|---|---|---|---|---|")
     for name, res in rows:

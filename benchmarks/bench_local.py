@@ -1,11 +1,13 @@
 """Local backend: jhub-gateway vs upstream dask-gateway-server, side by side in one run.
 
 Both servers are driven by the same (upstream ``dask_gateway``) client so only the
-servers differ. Measures, as medians over ``--runs`` runs:
+servers differ. Measures, per round (``measure_round``, which ``run.py`` alternates
+between the servers) and as medians over ``--runs`` rounds here:
 
-- ``new_cluster``: ``Gateway.new_cluster()`` until a Client is connected to the scheduler;
-- ``scale(2)``: from ``cluster.scale(2)`` until 2 workers are connected;
-- round trip: one ``client.submit(...).result()`` through the proxy;
+- cold start: ``Gateway.new_cluster()`` until a Client is connected to the scheduler;
+- ``scale(10)``: from ``cluster.scale(10)`` until 10 workers are connected;
+- RPC: one ``client.submit(...).result()``, through the proxy and direct to the scheduler;
+- 100 MB: ``run_on_scheduler`` returning 100 MB, through the proxy and direct;
 - RSS of the service (+ its proxy process) with 20 idle clusters.
 
 Run: ``.venv/bin/python benchmarks/bench_local.py --runs 5``. Not a test: prints a table.
@@ -14,12 +16,14 @@ Run: ``.venv/bin/python benchmarks/bench_local.py --runs 5``. Not a test: prints
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -27,7 +31,8 @@ from dask_gateway import Gateway
 from dask_gateway.auth import BasicAuth
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.gatewaytools import GatewayProcess, free_port, wait_for  # noqa: E402
+from tests.gatewaytools import GatewayProcess, free_port  # noqa: E402
+from tests.polling import wait_for  # noqa: E402
 
 UPSTREAM_CONFIG = """
 c.DaskGateway.address = "127.0.0.1:{api_port}"
@@ -96,6 +101,7 @@ class OurServer:
     def __init__(self, root: Path):
         self.gw = GatewayProcess(root)
         self.address = self.gw.address
+        self.data_dir = self.gw.data_dir
 
     def start(self) -> None:
         self.gw.start()
@@ -110,42 +116,96 @@ class OurServer:
         self.gw.kill_everything()
 
 
-def measure(server, runs: int) -> dict[str, float]:
-    starts, scales, trips = [], [], []
-    with Gateway(server.address, auth=BasicAuth("bench")) as gw:
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            cluster = gw.new_cluster()
-            client = cluster.get_client(set_as_default=False)
-            starts.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            cluster.scale(2)
-            client.wait_for_workers(2, timeout=120)
-            scales.append(time.perf_counter() - t0)
-            client.submit(int, 0).result()
-            for i in range(20):
-                t0 = time.perf_counter()
-                client.submit(lambda x: x + 1, i, pure=False).result()
-                trips.append(time.perf_counter() - t0)
+PAYLOAD_MB = 100
+
+
+def _median_time(fn, n: int) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure_round(address: str, workers: int = 10) -> dict[str, float]:
+    """One round against a running server: one cold start, scale-up, RPC and transfer.
+
+    Direct means a second Client straight to the scheduler's own address with the
+    cluster's TLS credentials, bypassing the proxy.
+    """
+    from distributed import Client
+
+    with Gateway(address, auth=BasicAuth("bench")) as gw:
+        t0 = time.perf_counter()
+        cluster = gw.new_cluster()
+        client = cluster.get_client(set_as_default=False)
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cluster.scale(workers)
+        client.wait_for_workers(workers, timeout=300)
+        scale = time.perf_counter() - t0
+        direct = Client(
+            client.scheduler_info()["address"], security=cluster.security, set_as_default=False
+        )
+        out: dict[str, float] = {"cold_start": cold, f"scale{workers}": scale}
+        try:
+            for label, c in (("proxied", client), ("direct", direct)):
+                c.submit(int, 0).result()  # warm the worker and the function cache
+                out[f"rpc_{label}_ms"] = 1000 * _median_time(
+                    lambda c=c: c.submit(int, 1, pure=False).result(), 30
+                )
+                out[f"mb100_{label}"] = _median_time(
+                    lambda c=c: c.run_on_scheduler(_payload, PAYLOAD_MB), 3
+                )
+        finally:
+            direct.close()
             client.close()
             cluster.shutdown()
-        names = [gw.submit() for _ in range(20)]
-        wait_for(
-            lambda: sum(r.status.name == "RUNNING" for r in gw.list_clusters()) == 20,
-            timeout=180,
-            interval=0.5,
-            what="20 idle clusters",
-        )
-        time.sleep(2)  # let the service settle after the burst before sampling memory
-        rss = server.rss()
-        for name in names:
-            gw.stop_cluster(name)
-    return {
-        "new_cluster": statistics.median(starts),
-        "scale2": statistics.median(scales),
-        "roundtrip_ms": statistics.median(trips) * 1000,
-        "rss_mb": rss / 2**20,
-    }
+    return out
+
+
+def _payload(mb: int) -> bytes:
+    return b"x" * (mb * 2**20)
+
+
+@contextlib.contextmanager
+def idle_clusters(address: str, clusters: int) -> Iterator[None]:
+    """``clusters`` idle RUNNING clusters for the duration of the block."""
+    with Gateway(address, auth=BasicAuth("bench")) as gw:
+        names = [gw.submit() for _ in range(clusters)]
+        try:
+            wait_for(
+                lambda: sum(r.status.name == "RUNNING" for r in gw.list_clusters()) == clusters,
+                timeout=300,
+                interval=0.5,
+                what=f"{clusters} idle clusters",
+            )
+            time.sleep(2)  # let the service settle after the burst before sampling memory
+            yield
+        finally:
+            for name in names:
+                gw.stop_cluster(name)
+
+
+def hold_idle(address: str, clusters: int) -> None:
+    """For ``run.py``: say ``ready`` once the clusters run, stop them at a line on stdin."""
+    with idle_clusters(address, clusters):
+        print("ready", flush=True)
+        sys.stdin.readline()
+
+
+def idle_rss(server, clusters: int = 20) -> float:
+    """Service (+ proxy) RSS in MiB with ``clusters`` idle clusters."""
+    with idle_clusters(server.address, clusters):
+        return server.rss() / 2**20
+
+
+def measure(server, runs: int) -> dict[str, float]:
+    rounds = [measure_round(server.address) for _ in range(runs)]
+    out = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    out["rss_mb"] = idle_rss(server)
+    return out
 
 
 def run_one(label: str, runs: int) -> dict[str, float]:
@@ -170,7 +230,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", choices=["upstream", "jhub-gateway"], help=argparse.SUPPRESS)
+    parser.add_argument("--round", metavar="ADDRESS", help="one round against a running server")
+    parser.add_argument("--workers", type=int, default=10, help="workers of --round")
+    parser.add_argument("--hold-idle", nargs=2, metavar=("ADDRESS", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.round:
+        print(json.dumps(measure_round(args.round, args.workers)))
+        return
+    if args.hold_idle:
+        hold_idle(args.hold_idle[0], int(args.hold_idle[1]))
+        return
     if args.only:
         print(json.dumps(run_one(args.only, args.runs)))
         return
@@ -191,9 +260,12 @@ def main() -> None:
     print(f"| metric (median of {args.runs}) | upstream | jhub-gateway | ratio |")
     print("|---|---|---|---|")
     for key, label in (
-        ("new_cluster", "new_cluster() until usable (s)"),
-        ("scale2", "scale(2) until 2 workers (s)"),
-        ("roundtrip_ms", "submit round trip (ms)"),
+        ("cold_start", "new_cluster() until a Client is connected (s)"),
+        ("scale10", "scale(10) until 10 workers (s)"),
+        ("rpc_proxied_ms", "submit round trip through the proxy (ms)"),
+        ("rpc_direct_ms", "submit round trip direct (ms)"),
+        ("mb100_proxied", "100 MB from the scheduler through the proxy (s)"),
+        ("mb100_direct", "100 MB from the scheduler direct (s)"),
         ("rss_mb", "service RSS, 20 idle clusters (MiB)"),
     ):
         print(f"| {label} | {up[key]:.3f} | {ours[key]:.3f} | {ours[key] / up[key]:.2f}x |")

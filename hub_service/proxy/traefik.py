@@ -242,14 +242,24 @@ class TraefikProxy(LoggingConfigurable):
 
     # -- routes ----------------------------------------------------------------------------------
     async def set_cluster_routes(
-        self, name: str, dashboard_url: str | None, scheduler_address: str
+        self,
+        name: str,
+        dashboard_url: str | None,
+        scheduler_address: str,
+        on_written: Callable[[], object] | None = None,
     ) -> None:
-        """Route a cluster's dashboard and scheduler TLS; return once Traefik serves them."""
+        """Route a cluster's dashboard and scheduler TLS; return once Traefik serves them.
+
+        ``on_written`` is called once the routes are in Traefik's dynamic config (a
+        step of the start trace), before waiting for Traefik to serve them.
+        """
         config.check_name(name)
         config.split_address(scheduler_address)
         route = ClusterRoute(dashboard_url or None, scheduler_address)
         self._routes[name] = route
         await self._flush()
+        if on_written is not None:
+            on_written()
         # a later change to the same cluster supersedes this one: don't wait for it
         await self._wait_for(
             lambda raw: self._routes.get(name) != route or config.is_live(raw, name, route), [name]

@@ -179,6 +179,9 @@ class LocalBackend(IsolatingBackend):
             state.last_heartbeat = time.time()
             if cluster.status == ClusterStatus.PENDING and heartbeat.get("scheduler_address"):
                 await self._to_running(state, heartbeat)
+                # wake the waiting client now, not after the worker and SQLite steps below:
+                # a crash before the write re-adopts it PENDING and the next heartbeat redoes this
+                self.registry.notify(name)
             if cluster.status != ClusterStatus.RUNNING:
                 return
             active = set(heartbeat.get("active_workers", []))
@@ -208,7 +211,12 @@ class LocalBackend(IsolatingBackend):
         )
         assert self.proxy is not None
         await self.proxy.set_cluster_routes(
-            cluster.name, cluster.dashboard_address or None, _host_port(cluster.scheduler_address)
+            cluster.name,
+            cluster.dashboard_address or None,
+            _host_port(cluster.scheduler_address),
+            on_written=lambda: cluster.record(
+                "SchedulerReady", "RoutesWritten", "routes handed to Traefik; waiting until served"
+            ),
         )
         if cluster.transition(ClusterStatus.RUNNING, "Running", "scheduler ready and routed"):
             self.log.info("cluster %s running", cluster.name)

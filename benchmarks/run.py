@@ -1,0 +1,221 @@
+"""The one benchmark command: jhub-gateway vs upstream dask-gateway-server, one table.
+
+Both servers run side by side in the same run and are driven by the same upstream
+``dask_gateway`` client; rounds alternate between them (upstream first in even
+rounds, ours first in odd ones) and each row is the median over the rounds:
+
+- local backend (``bench_local.measure_round``, each round in a fresh client
+  process): cold start until a Client is connected, ``scale(10)`` until 10 workers,
+  submit round trip and 100 MB from the scheduler, through the proxy and direct;
+- API throughput with JupyterHub auth through each server's public address at
+  1/32/128 concurrent clients (``bench_hub_auth.hub_gateways`` / ``load``);
+- service (+ proxy) RSS with 20 idle clusters (``bench_local``);
+- then the start-up trace of one jhub-gateway cluster (``start_trace.py``).
+
+Run: ``.venv/bin/python benchmarks/run.py [--rounds 5] [--write-readme]``;
+``--write-readme`` replaces the generated part of the README's Performance section.
+Upstream must be importable in this venv (``pip install dask-gateway-server``, the
+``bench`` extra); it is never a dependency of the project. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from bench_hub_auth import hub_gateways, load  # noqa: E402
+from bench_local import OurServer, UpstreamServer  # noqa: E402
+from start_trace import format_trace  # noqa: E402
+
+LABELS = ("upstream", "jhub-gateway")
+API_LOAD = ((1, 100), (32, 960), (128, 1280))  # (concurrent clients, requests per round)
+BEGIN, END = "<!-- benchmarks/run.py:begin -->", "<!-- benchmarks/run.py:end -->"
+
+
+def _child(*args: str, timeout: float = 900) -> dict:
+    # a fresh client process per round: the upstream client's Gateway.__del__ can
+    # deadlock a later Gateway's event loop when both live in one process
+    out = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _order(i: int) -> tuple[str, ...]:
+    return LABELS if i % 2 == 0 else LABELS[::-1]
+
+
+def _idle_rss(server, clusters: int = 20) -> float:
+    """RSS (MiB) of the service and its proxy while a client holds ``clusters`` idle."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "bench_local.py"),
+            "--hold-idle",
+            server.address,
+            str(clusters),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit("holding idle clusters failed")
+        return server.rss() / 2**20
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.close()
+        proc.wait(300)
+
+
+def local_rows(rounds: int) -> tuple[dict[str, dict[str, float]], list[tuple[str, float]]]:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-up-", ignore_cleanup_errors=True) as up_dir,
+        tempfile.TemporaryDirectory(prefix="bench-ours-", ignore_cleanup_errors=True) as our_dir,
+    ):
+        servers = {
+            "upstream": UpstreamServer(Path(up_dir)),
+            "jhub-gateway": OurServer(Path(our_dir)),
+        }
+        try:
+            for server in servers.values():
+                server.start()
+            for server in servers.values():  # warm caches (imports, page cache) once
+                _child(str(HERE / "bench_local.py"), "--round", server.address, "--workers", "1")
+            results: dict[str, list[dict[str, float]]] = {label: [] for label in LABELS}
+            for i in range(rounds):
+                for label in _order(i):
+                    results[label].append(
+                        _child(str(HERE / "bench_local.py"), "--round", servers[label].address)
+                    )
+                    print(f"round {i + 1} {label}: {results[label][-1]}", file=sys.stderr)
+            medians = {
+                label: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+                for label, rs in results.items()
+            }
+            for label in _order(rounds):
+                medians[label]["rss_mb"] = _idle_rss(servers[label])
+            ours = servers["jhub-gateway"]
+            raw = _child(
+                str(HERE / "start_trace.py"),
+                "--address",
+                ours.address,
+                "--data-dir",
+                str(ours.data_dir),
+            )
+            trace = [(label, at) for label, at in raw["steps"]]
+        finally:
+            for server in servers.values():
+                server.stop()
+    return medians, trace
+
+
+async def api_rows(rounds: int) -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory(prefix="bench-hub-", ignore_cleanup_errors=True) as tmp:
+        async with hub_gateways(Path(tmp)) as gws:
+            out: dict[str, dict[str, float]] = {label: {} for label in LABELS}
+            for concurrency, total in API_LOAD:
+                per: dict[str, list[float]] = {label: [] for label in LABELS}
+                for i in range(rounds):
+                    for label in _order(i):
+                        rps, _ = await load(
+                            gws.public[label], gws.tokens, concurrency, total, "cookie"
+                        )
+                        per[label].append(rps)
+                for label in LABELS:
+                    out[label][f"api{concurrency}"] = statistics.median(per[label])
+    return out
+
+
+ROWS = (
+    ("cold_start", "cold start: `new_cluster()` until a Client is connected (s)", "{:.3f}"),
+    ("scale10", "`scale(10)` until 10 workers are connected (s)", "{:.2f}"),
+    ("rpc_proxied_ms", "submit round trip through the proxy (ms)", "{:.1f}"),
+    ("rpc_direct_ms", "submit round trip direct to the scheduler (ms)", "{:.1f}"),
+    ("rpc_overhead", "RPC: through the proxy / direct", "{:.2f}x"),
+    ("mb100_proxied", "100 MB from the scheduler through the proxy (s)", "{:.3f}"),
+    ("mb100_direct", "100 MB from the scheduler direct (s)", "{:.3f}"),
+    ("mb100_overhead", "100 MB: through the proxy / direct", "{:.2f}x"),
+    ("api1", "API req/s with hub auth, public address, 1 client", "{:.0f}"),
+    ("api32", "API req/s with hub auth, public address, 32 clients", "{:.0f}"),
+    ("api128", "API req/s with hub auth, public address, 128 clients", "{:.0f}"),
+    ("rss_mb", "service + proxy RSS with 20 idle clusters (MiB)", "{:.0f}"),
+)
+
+
+def format_table(results: dict[str, dict[str, float]], rounds: int) -> str:
+    for r in results.values():
+        r["rpc_overhead"] = r["rpc_proxied_ms"] / r["rpc_direct_ms"]
+        r["mb100_overhead"] = r["mb100_proxied"] / r["mb100_direct"]
+    up, ours = results["upstream"], results["jhub-gateway"]
+    lines = [
+        f"| metric (median of {rounds} alternating rounds) | upstream | jhub-gateway | ours / upstream |",
+        "|---|---|---|---|",
+    ]
+    for key, label, fmt in ROWS:
+        lines.append(
+            f"| {label} | {fmt.format(up[key])} | {fmt.format(ours[key])} | {ours[key] / up[key]:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    body = readme.read_text()
+    start, end = body.index(BEGIN) + len(BEGIN), body.index(END)
+    readme.write_text(body[:start] + "\n" + text + "\n" + body[end:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating rounds (>= 5 for the README)"
+    )
+    parser.add_argument("--write-readme", action="store_true", help="regenerate README's table")
+    args = parser.parse_args()
+    results, trace = local_rows(args.rounds)
+    for label, rows in asyncio.run(api_rows(args.rounds)).items():
+        results[label].update(rows)
+    import dask_gateway_server
+
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    text = "\n\n".join(
+        (
+            f"Generated by `benchmarks/run.py --rounds {args.rounds}` on {when}: upstream "
+            f"dask-gateway-server {dask_gateway_server.__version__}, Python "
+            f"{platform.python_version()}, {_cpus()} CPUs.",
+            format_table(results, args.rounds),
+            format_trace(trace),
+        )
+    )
+    print(text)
+    if args.write_readme:
+        write_readme(text)
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()

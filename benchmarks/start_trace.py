@@ -1,0 +1,159 @@
+"""Where one cluster's cold start goes, on jhub-gateway's local backend.
+
+Times are seconds after the client sent ``new_cluster()``, from three clocks of
+the same machine: the client's, the service's cluster events
+(``GET /api/v1/clusters/<name>/events``) and the scheduler process itself (its
+start time and the timestamps of its log lines). Steps:
+
+- request accepted / scheduler process spawned: service events;
+- process exec: the scheduler's start time (10 ms resolution);
+- distributed imported: the scheduler's first log line (``dask scheduler`` logs
+  once it has imported ``distributed``);
+- dashboard imported: the HTTP routes' first line, logged right after ``bokeh``;
+- TLS loaded, listening: the log's ``State start`` / ``Scheduler at``;
+- first heartbeat, routes written, routes live: service events;
+- ``new_cluster()`` returned, Client connected: the client.
+
+Run alone: ``.venv/bin/python benchmarks/start_trace.py``; ``benchmarks/run.py`` prints it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+_LOG_STEPS = (
+    ("distributed imported (first log line)", None),
+    ("dashboard imported (bokeh)", "distributed.http.proxy"),
+    ("scheduler state start", "State start"),
+    ("TLS loaded, scheduler listening", "Scheduler at:"),
+    ("gateway runtime started (preload)", "Gateway runtime API at"),
+)
+_EVENT_STEPS = (
+    ("request accepted", "Created"),
+    ("scheduler process spawned", "ProcessStarted"),
+    ("first heartbeat received", "Heartbeat"),
+    ("routes written for Traefik", "RoutesWritten"),
+    ("routes live in Traefik (RUNNING)", "Running"),
+)
+
+
+def cluster_events(address: str, name: str, user: str = "bench") -> list[dict]:
+    auth = "Basic " + base64.b64encode(f"{user}:".encode()).decode()
+    req = urllib.request.Request(
+        f"{address}/api/v1/clusters/{name}/events", headers={"Authorization": auth}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)["events"]
+
+
+def _python_start(pid: int) -> float | None:
+    """Start time of the Python process under ``pid`` (the isolation wrapper's child).
+
+    From ``/proc``: psutil's create_time rounds the boot time to whole seconds.
+    """
+    try:
+        proc = psutil.Process(pid)
+        tree = [proc, *proc.children(recursive=True)]
+        python = next((p for p in reversed(tree) if "python" in p.name()), tree[-1])
+        ticks = int(Path(f"/proc/{python.pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (psutil.Error, OSError, ValueError, IndexError):
+        return None
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _log_times(path: Path) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        m = _LOG_TIME.match(line)
+        if not m:
+            continue
+        when = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for label, needle in _LOG_STEPS:
+            if label not in found and (needle is None or needle in line):
+                found[label] = when
+    return found
+
+
+def trace_one(address: str, data_dir: Path | None) -> list[tuple[str, float]]:
+    """Start one cluster with the upstream client and return its steps, in time order."""
+    from dask_gateway import Gateway
+    from dask_gateway.auth import BasicAuth
+
+    with Gateway(address, auth=BasicAuth("bench")) as gw:
+        t0 = time.time()
+        cluster = gw.new_cluster()
+        returned = time.time()
+        client = cluster.get_client(set_as_default=False)
+        connected = time.time()
+        name = cluster.name
+        events = cluster_events(address, name)
+        steps: dict[str, float] = {
+            "new_cluster() returned": returned,
+            "Client connected": connected,
+        }
+        for label, reason in _EVENT_STEPS:
+            for event in events:
+                if event["reason"] == reason:
+                    steps[label] = event["time"] / 1000
+                    if reason == "ProcessStarted":
+                        started = _python_start(int(event["message"].rsplit(" ", 1)[-1]))
+                        if started is not None:
+                            steps["scheduler interpreter started"] = started
+                    break
+        log = data_dir / "clusters" / name / "scheduler.log" if data_dir else None
+        if log is not None and log.exists():
+            steps.update(_log_times(log))
+        client.close()
+        cluster.shutdown()
+    return sorted(((label, when - t0) for label, when in steps.items()), key=lambda s: s[1])
+
+
+def format_trace(steps: list[tuple[str, float]]) -> str:
+    lines = [
+        "| step (one cold start, jhub-gateway) | at (s) | since previous (s) |",
+        "|---|---|---|",
+    ]
+    previous = 0.0
+    for label, at in steps:
+        lines.append(f"| {label} | {at:.3f} | {at - previous:+.3f} |")
+        previous = at
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--address", help="a running jhub-gateway (else one is started)")
+    parser.add_argument("--data-dir", type=Path, help="its --data-dir (for the scheduler log)")
+    args = parser.parse_args()
+    if args.address:
+        print(json.dumps({"steps": trace_one(args.address, args.data_dir)}))
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_local import OurServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-trace-", ignore_cleanup_errors=True) as tmp:
+        server = OurServer(Path(tmp))
+        server.start()
+        try:
+            trace_one(server.address, server.data_dir)  # the first start warms the page cache
+            print(format_trace(trace_one(server.address, server.data_dir)))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
