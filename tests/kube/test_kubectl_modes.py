@@ -169,6 +169,7 @@ async def _service_account(kubectl: Kubectl) -> None:
 
 async def test_create_token_reads_what_the_role_grants_and_nothing_else(kubectl: Kubectl) -> None:
     await _service_account(kubectl)
+    await kubectl.ok("create", "configmap", "readable", "--from-literal=a=1")
     token = (await kubectl.ok("create", "token", "reader", "--duration=15m")).strip()
     assert token.count(".") == 2
     as_sa: Sequence[str] = ("--token", token)
@@ -176,14 +177,31 @@ async def test_create_token_reads_what_the_role_grants_and_nothing_else(kubectl:
     assert yaml.safe_load(who)["status"]["userInfo"]["username"] == (
         f"system:serviceaccount:{NS}:reader"
     )
-    assert "configmap/clean" in await kubectl.ok(*as_sa, "get", "configmaps", "-o", "name")
+    assert "configmap/readable" in await kubectl.ok(*as_sa, "get", "configmaps", "-o", "name")
     err = await kubectl.fails(*as_sa, "get", "secrets")
     assert "Forbidden" in err and (
         f'User "system:serviceaccount:{NS}:reader" cannot list resource "secrets"' in err
     )
-    err = await kubectl.fails(*as_sa, "delete", "configmap", "clean")
+    err = await kubectl.fails(*as_sa, "delete", "configmap", "readable")
     assert "cannot delete resource" in err
     assert (await kubectl.call(*as_sa, "auth", "can-i", "list", "secrets")).out.strip() == "no"
     assert (await kubectl.ok(*as_sa, "auth", "can-i", "get", "configmaps")).strip() == "yes"
     err = await kubectl.fails("--token", token + "x", "get", "configmaps")
     assert "Unauthorized" in err or "provide credentials" in err
+
+
+async def test_create_job_and_cronjob_and_their_tables(kubectl: Kubectl) -> None:
+    # kubectl sends both as protobuf; no kubelet here, so the Job's pod stays Pending.
+    await kubectl.ok("create", "job", "hello", "--image=python:3", "--", "python3", "-c", "1")
+    await kubectl.ok("create", "cronjob", "nightly", "--image=python:3", "--schedule=0 3 * * *",
+                     "--", "python3", "-c", "1")  # fmt: skip
+    jobs = (await kubectl.ok("get", "jobs")).splitlines()
+    assert jobs[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert jobs[1].split()[:3] == ["hello", "Running", "0/1"]
+    crons = (await kubectl.ok("get", "cronjobs")).splitlines()
+    assert crons[0].split()[:4] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND"]
+    assert crons[1].split()[:8] == ["nightly", "0", "3", "*", "*", "*", "<none>", "False"]
+    pods = await kubectl.ok("get", "pods", "-l", "job-name=hello", "-o", "name")
+    assert pods.startswith("pod/hello-")
+    spec = yaml.safe_load(await kubectl.ok("get", "cronjob", "nightly", "-o", "yaml"))["spec"]
+    assert spec["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure"

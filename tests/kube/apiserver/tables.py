@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import printers
 from .resources import ResourceType
 
 TABLE_ACCEPT = "as=Table"
@@ -104,6 +105,8 @@ def _pod_cells(pod: dict[str, Any]) -> list[Any]:
 
 
 def _builtin_columns(rt: ResourceType) -> tuple[list[dict], Callable[[dict], list[Any]]]:
+    if not rt.custom and rt.plural in printers.COLUMNS:
+        return printers.COLUMNS[rt.plural]
     if rt.plural == "pods":
         cols = [_col("Ready"), _col("Status"), _col("Restarts", "integer")]
         return cols, _pod_cells
