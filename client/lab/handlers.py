@@ -158,14 +158,27 @@ class DashboardCheckHandler(_ManagerHandler):
 
 
 class DashboardRedirectHandler(JupyterHandler):
-    """``dask/dashboard/<id>/<path>``: send the browser to the public dashboard."""
+    """``dask/dashboard/<id>/<path>``: the dashboard, from the hub's public URL.
+
+    The sidebar reads a relative dashboard's plot listing itself (same origin,
+    so it is answered here with the user's credentials); every other path,
+    the plot panes included, redirects the browser to the public dashboard.
+    """
 
     @web.authenticated
-    def get(self, cluster_id: str, path: str = "") -> None:
+    async def get(self, cluster_id: str, path: str | None = None) -> None:
         name = name_from_id(cluster_id)
         if name is None:
             raise _error(404, f"Dask cluster {cluster_id} not found", "not_found")
         api = self.settings["jhub_gateway_lab_manager"].api
+        if path == "/individual-plots.json":
+            try:
+                plots = await api.individual_plots(name)
+            except Exception as exc:
+                raise _gateway_error(exc) from exc
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(plots))
+            return
         query = f"?{self.request.query}" if self.request.query else ""
         self.redirect(api.dashboard_base(name, public=True) + (path or "/") + query)
 

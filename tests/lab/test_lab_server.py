@@ -7,8 +7,10 @@ and one notebook server, whose user is alice, for the whole module.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -132,6 +134,9 @@ def test_the_dashboard_check_reports_the_dashboard_active(stack, launched):
         "GET", f"/dask/dashboard/{cluster_id}/individual-progress", follow=False
     )
     assert (status, headers["Location"]) == (302, f"{public}/individual-progress")
+    # the sidebar reads a relative dashboard's plot listing from the notebook server
+    status, plots, _ = stack.request("GET", f"/dask/dashboard/{cluster_id}/individual-plots.json")
+    assert status == 200 and plots == check["plots"]
 
 
 def test_injected_client_code_connects_through_the_gateway(stack, launched):
@@ -142,6 +147,56 @@ def test_injected_client_code_connects_through_the_gateway(stack, launched):
         [sys.executable, "-c", check], env=stack.env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SHOTS = Path(os.environ.get("LAB_SCREENSHOT_DIR") or "")
+
+
+@pytest.mark.browser
+def test_the_sidebar_lists_launches_and_opens_dashboards(stack, launched, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    name = name_from_id(launched["id"])
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            # the gateway's simple auth answers dashboards with a Basic challenge
+            context = browser.new_context(
+                viewport={"width": 1400, "height": 900},
+                http_credentials={"username": USER, "password": ""},
+            )
+            page = context.new_page()
+            page.set_default_timeout(120_000)  # JupyterLab is a lot of script on a busy machine
+            page.goto(f"{stack.url}/lab?token={stack.token}", wait_until="domcontentloaded")
+            page.click('li[data-id="dask-dashboard-launcher"]')
+            items = page.locator(".dask-ClusterListingItem")
+            items.filter(has_text=name).wait_for()
+            before = items.count()
+
+            page.click('.dask-DaskClusterManager [data-command="dask:launch-cluster"]')
+            wait_for(lambda: items.count() == before + 1, 60, what="the new cluster listed")
+            assert len(listing(stack)) == before + 1
+
+            items.filter(has_text=name).locator(".dask-ClusterListingItem-title").click()
+            plots = page.locator(".dask-DashboardListing-item button")
+            plots.first.wait_for()
+            wait_for(lambda: plots.first.is_enabled(), 30, what="active plot buttons")
+            assert plots.count() > 5
+            # the pane's dask/dashboard/<id>/... redirects to the gateway's public URL,
+            # where the plot renders and connects its websocket
+            public = f"{stack.gateway.address}/clusters/{name}/individual-task-stream"
+            with (
+                page.expect_console_message(lambda m: "rendered successfully" in m.text),
+                page.expect_response(lambda r: r.url == public and r.status == 200),
+            ):
+                page.locator('.dask-DashboardListing-item button[value="Task Stream"]').click()
+            shots = SHOTS if str(SHOTS) not in ("", ".") else tmp_path
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "lab-dask-sidebar.png"))
+        finally:
+            browser.close()
+    # the cluster "+ NEW" made is stopped by the gateway's teardown
 
 
 def test_delete_stops_the_cluster_on_the_gateway(stack, launched):
