@@ -40,8 +40,9 @@ class LabServer:
         config_path.mkdir(parents=True)
         shutil.copy(SHIPPED_ENTRY, config_path / SHIPPED_ENTRY.name)
         (root / "notebooks").mkdir()
+        inherited = {k: v for k, v in env_without_hub().items() if not k.startswith("DASK_")}
         self.env = {
-            **env_without_hub(),
+            **inherited,
             "JUPYTER_CONFIG_DIR": str(root / "config"),
             "JUPYTER_CONFIG_PATH": str(root / "config-path"),
             "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
