@@ -345,11 +345,6 @@ async def test_a_scheduler_never_ready_fails_after_the_start_timeout(env: Env) -
     await wait_for(lambda: _no_pods(env, "stuck"), "the stuck cluster's pods to go")
 
 
-async def test_controller_stops_promptly_on_sigterm(env: Env) -> None:
-    assert await env.controller.terminate() == 0
-    assert "released lease" in env.controller.log()
-
-
 async def test_metrics_count_reconciles_and_api_requests_for_the_token_holder(env: Env) -> None:
     url = f"http://127.0.0.1:{env.controller.health_port}/metrics"
     async with aiohttp.ClientSession() as session:
@@ -367,3 +362,8 @@ async def test_metrics_count_reconciles_and_api_requests_for_the_token_holder(en
                   code="2xx") >= 1  # fmt: skip
     assert sample(samples, "jhub_gateway_controller_queue_depth") >= 0
     await env.client.delete(DASKCLUSTERS, "metered", NS)
+
+
+async def test_controller_stops_promptly_on_sigterm(env: Env) -> None:
+    assert await env.controller.terminate() == 0
+    assert "released lease" in env.controller.log()

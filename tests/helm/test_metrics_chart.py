@@ -23,6 +23,14 @@ metrics:
 """
 
 
+def _controller_config(docs) -> Config:
+    """The controller's generated config file, loaded as the pod loads it."""
+    (text,) = docs[("ConfigMap", f"controller-{FULLNAME}")]["data"].values()
+    namespace: dict = {"get_config": Config}
+    exec(compile(text, "jhub_gateway_controller_config.py", "exec"), namespace)
+    return namespace["c"]
+
+
 def _annotations(docs, key):
     return docs[key]["spec"]["template"]["metadata"].get("annotations") or {}
 
@@ -37,8 +45,7 @@ def test_defaults_are_closed_and_both_components_get_the_token() -> None:
         assert ref == {"name": f"api-{FULLNAME}", "key": "metrics-token"}
         assert not any(a.startswith("prometheus.io/") for a in _annotations(docs, key))
     assert not any(kind in ("ServiceMonitor", "PodMonitor") for kind, _ in docs)
-    controller_config = docs[("ConfigMap", f"controller-{FULLNAME}")]["data"]
-    assert "c.KubeController.metrics_public = false" in next(iter(controller_config.values()))
+    assert _controller_config(docs).KubeController.metrics_public is False
 
 
 def test_monitors_scrape_with_the_token_under_the_prefix() -> None:
@@ -60,8 +67,7 @@ def test_scrape_annotations_open_metrics_as_the_values_file_warns() -> None:
     docs = render("metrics: {scrapeAnnotations: true}")
     assert _annotations(docs, API)["prometheus.io/path"] == "/metrics"
     assert _annotations(docs, CONTROLLER)["prometheus.io/scrape"] == "true"
-    controller_config = next(iter(docs[("ConfigMap", f"controller-{FULLNAME}")]["data"].values()))
-    assert "c.KubeController.metrics_public = true" in controller_config
+    assert _controller_config(docs).KubeController.metrics_public is True
     config = config_text(docs)
     namespace: dict = {"get_config": Config}
     exec(compile(config, "jhub_gateway_config.py", "exec"), namespace)  # as the pod loads it
