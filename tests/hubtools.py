@@ -377,3 +377,38 @@ class CountingProxy:
             self._server.stop()
             await self._server.close_all_connections()
         self.client.close()
+
+
+def managed_service(name: str, port: int, data_dir: Path, *extra_args: str) -> dict:
+    """The hub's service entry that runs our gateway (JupyterHub auth) as a managed service."""
+    return {
+        "name": name,
+        "url": f"http://127.0.0.1:{port}",
+        "display": True,
+        "oauth_no_confirm": True,
+        "command": [
+            sys.executable,
+            "-m",
+            "jhub_gateway.hub_service",
+            "--auth",
+            "jupyterhub",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(data_dir),
+            *extra_args,
+        ],
+    }
+
+
+async def gateway_healthy(address: str) -> bool:
+    """Whether the gateway at ``address`` (through the hub) answers its health check."""
+    try:
+        # no redirects: before the hub routes the service, the hub answers with its login page
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{address}/api/health", allow_redirects=False) as r,
+        ):
+            return r.status == 200 and (await r.json()).get("status") == "pass"
+    except aiohttp.ClientError:
+        return False

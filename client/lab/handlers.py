@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,6 +29,8 @@ _PROXY_PATH = re.compile(rf"dask/dashboard/({ID_PATTERN})(?:/|$)")
 
 def _gateway_error(exc: Exception) -> web.HTTPError:
     """The notebook server's answer for a failed gateway call."""
+    if isinstance(exc, web.HTTPError):
+        return exc  # already the answer (e.g. an id that names no cluster)
     if isinstance(exc, aiohttp.ClientError):
         return _error(502, "the Dask gateway is unreachable", "gateway_unreachable")
     status = getattr(exc, "status", None)
@@ -69,18 +72,26 @@ class ClusterHandler(_ManagerHandler):
 
     @web.authenticated
     async def get(self, cluster_id: str = "") -> None:
+        if cluster_id:
+            self.finish(
+                json.dumps(await self._model(self.manager.get_cluster(cluster_id), cluster_id))
+            )
+            return
         try:
-            if not cluster_id:
-                self.finish(json.dumps(await self.manager.list_clusters()))
-                return
-            model = await self.manager.get_cluster(cluster_id)
-        except web.HTTPError:
-            raise
+            clusters = await self.manager.list_clusters()
+        except Exception as exc:
+            raise _gateway_error(exc) from exc
+        self.finish(json.dumps(clusters))
+
+    async def _model(self, call: Awaitable[Any], cluster_id: str) -> Any:
+        """The model a manager call returns; 404 when the cluster is unknown."""
+        try:
+            model = await call
         except Exception as exc:
             raise _gateway_error(exc) from exc
         if model is None:
             raise _error(404, f"Dask cluster {cluster_id} not found", "not_found")
-        self.finish(json.dumps(model))
+        return model
 
     @web.authenticated
     async def put(self, cluster_id: str = "") -> None:
@@ -104,22 +115,11 @@ class ClusterHandler(_ManagerHandler):
             call = self.manager.scale_cluster(cluster_id, _count(body["workers"], "workers"))
         else:
             raise web.HTTPError(400, "send workers or adapt", reason="invalid_scaling")
-        try:
-            model = await call
-        except Exception as exc:
-            raise _gateway_error(exc) from exc
-        if model is None:
-            raise _error(404, f"Dask cluster {cluster_id} not found", "not_found")
-        self.finish(json.dumps(model))
+        self.finish(json.dumps(await self._model(call, cluster_id)))
 
     @web.authenticated
     async def delete(self, cluster_id: str = "") -> None:
-        try:
-            model = await self.manager.close_cluster(cluster_id)
-        except Exception as exc:
-            raise _gateway_error(exc) from exc
-        if model is None:
-            raise _error(404, f"Dask cluster {cluster_id} not found", "not_found")
+        await self._model(self.manager.close_cluster(cluster_id), cluster_id)
         self.set_status(204)
         self.finish()
 

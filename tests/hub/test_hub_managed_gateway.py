@@ -6,7 +6,6 @@ hub's proxy (``/services/dask-gateway/``) and Traefik; scheduler TLS goes to Tra
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from dask_gateway.auth import JupyterHubAuth as UpstreamJupyterHubAuth
 from jhub_gateway import Gateway
 from jhub_gateway.client import GatewayAuthError, GatewayValueError, JupyterHubAuth
 from tests.gatewaytools import free_port
-from tests.hubtools import run_hub
+from tests.hubtools import gateway_healthy, managed_service, run_hub
 from tests.polling import until
 from tests.promtools import sample, scrape
 
@@ -70,28 +69,6 @@ class Stack:
         )
 
 
-def managed_service(port: int, data_dir: Path, *extra_args: str) -> dict:
-    """The hub's service entry that runs our gateway with JupyterHub auth."""
-    return {
-        "name": SERVICE,
-        "url": f"http://127.0.0.1:{port}",
-        "display": True,
-        "oauth_no_confirm": True,
-        "command": [
-            sys.executable,
-            "-m",
-            "jhub_gateway.hub_service",
-            "--auth",
-            "jupyterhub",
-            "--address",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(data_dir),
-            *extra_args,
-        ],
-    }
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("hubstack")
@@ -99,7 +76,9 @@ async def stack(tmp_path_factory):
     config = root / "jhub_gateway_config.py"
     config.write_text(GATEWAY_CONFIG)
     data_dir = root / "gateway-data"
-    service = managed_service(port, data_dir, "--config", str(config), "--log-level", "DEBUG")
+    service = managed_service(
+        SERVICE, port, data_dir, "--config", str(config), "--log-level", "DEBUG"
+    )
     users = {"alice": {}, "bob": {}, "root": {"admin": True}, "hercules": {"groups": ["big"]}}
     roles = [
         {"name": "user", "scopes": ["self", ACCESS]},
@@ -109,20 +88,8 @@ async def stack(tmp_path_factory):
     async with run_hub(root, services=services, users=users, roles=roles) as hub:
         st = Stack(hub, port, data_dir)
 
-        await until(lambda: healthy(st.address), 90, what="the hub-managed gateway")
+        await until(lambda: gateway_healthy(st.address), 90, what="the hub-managed gateway")
         yield st
-
-
-async def healthy(address: str) -> bool:
-    try:
-        # no redirects: before the hub routes the service, the hub itself answers with its login page
-        async with (
-            aiohttp.ClientSession() as s,
-            s.get(f"{address}/api/health", allow_redirects=False) as r,
-        ):
-            return r.status == 200 and (await r.json()).get("status") == "pass"
-    except aiohttp.ClientError:
-        return False
 
 
 async def token(stack, user, scopes=None):
@@ -207,9 +174,11 @@ async def test_options_depend_on_groups(stack):
 async def test_hub_stops_the_managed_service_gracefully(tmp_path):
     port = free_port()
     data_dir = tmp_path / "gw"
-    service = managed_service(port, data_dir)
+    service = managed_service(SERVICE, port, data_dir)
     async with run_hub(tmp_path, services=[service]) as hub:
-        await until(lambda: healthy(f"{hub.url}/services/{SERVICE}"), 90, what="managed service")
+        await until(
+            lambda: gateway_healthy(f"{hub.url}/services/{SERVICE}"), 90, what="managed service"
+        )
         (service_proc,) = [
             p
             for p in psutil.process_iter(["cmdline"])

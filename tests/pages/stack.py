@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from tests.gatewaytools import free_port
-from tests.hubtools import Hub, run_hub
+from tests.hubtools import Hub, gateway_healthy, managed_service, run_hub
 from tests.polling import until
 
 SERVICE = "dask-gateway"
@@ -88,41 +87,6 @@ class Stack:
         await until(none_active, 60, what="every cluster stopped")
 
 
-def managed_service(port: int, data_dir: Path, config: Path) -> dict:
-    return {
-        "name": SERVICE,
-        "url": f"http://127.0.0.1:{port}",
-        "display": True,
-        "oauth_no_confirm": True,
-        "command": [
-            sys.executable,
-            "-m",
-            "jhub_gateway.hub_service",
-            "--auth",
-            "jupyterhub",
-            "--backend",
-            "local",
-            "--address",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(data_dir),
-            "--config",
-            str(config),
-        ],
-    }
-
-
-async def healthy(address: str) -> bool:
-    try:
-        async with (
-            aiohttp.ClientSession() as s,
-            s.get(f"{address}/api/health", allow_redirects=False) as r,
-        ):
-            return r.status == 200 and (await r.json()).get("status") == "pass"
-    except aiohttp.ClientError:
-        return False
-
-
 @contextlib.asynccontextmanager
 async def running_stack(root: Path) -> AsyncIterator[Stack]:
     port = free_port()
@@ -132,13 +96,15 @@ async def running_stack(root: Path) -> AsyncIterator[Stack]:
     roles = [{"name": "user", "scopes": ["self", ACCESS]}]
     async with run_hub(
         root,
-        services=[managed_service(port, data_dir, config)],
+        services=[
+            managed_service(SERVICE, port, data_dir, "--backend", "local", "--config", str(config))
+        ],
         users=USERS,
         roles=roles,
         extra_config=HUB_TEMPLATES,
     ) as hub:
         stack = Stack(hub, data_dir)
-        await until(lambda: healthy(stack.address), 90, what="the hub-managed gateway")
+        await until(lambda: gateway_healthy(stack.address), 90, what="the hub-managed gateway")
         try:
             yield stack
         finally:
