@@ -238,7 +238,7 @@ async def test_a_deleted_worker_pod_is_replaced(env: Env) -> None:
 
 async def test_leader_killed_mid_scale_standby_converges_without_duplicates(env: Env) -> None:
     standby = ControllerProcess(env.workdir, env.kube.kubeconfig, NS, env.sink.api_url,
-                                name="standby")  # fmt: skip
+                                name="standby", metrics_token=METRICS_TOKEN)  # fmt: skip
     await standby.start()
     try:
         await standby.wait_ready()
