@@ -1,10 +1,10 @@
 """dask-labextension's cluster model, built from one gateway cluster dict.
 
 Everything comes from the list response: no connection to any scheduler.
-Cores and memory are the running workers times the per-worker size the
-cluster was asked for (the ``worker_cores`` / ``worker_memory`` options,
-memory in GiB when a number, as in upstream's chart); options under other
-names leave them at 0.
+Cores and memory are the running workers times each worker's size, as our
+server reports it (``workers.cores`` / ``workers.memory`` in bytes); from a
+server that does not, the ``worker_cores`` / ``worker_memory`` options stand in
+(memory in GiB when a number, as in upstream's chart).
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ def _memory_bytes(value: Any) -> int:
     return int(_number(value) * _GIB)
 
 
+def _worker_memory(workers: dict[str, Any], options: dict[str, Any]) -> int:
+    if "memory" in workers:
+        return int(_number(workers["memory"]))  # bytes, from our server
+    return _memory_bytes(options.get("worker_memory"))
+
+
 def client_code_address(name: str) -> str:
     """A ``scheduler_address`` that makes the sidebar's "inject client code" work.
 
@@ -65,8 +71,8 @@ def cluster_model(
         "scheduler_address": client_code_address(name),
         "dashboard_link": f"{dashboard_base}/status" if running else "",
         "workers": active,
-        "cores": round(active * _number(options.get("worker_cores")), 2),
-        "memory": format_bytes(active * _memory_bytes(options.get("worker_memory"))),
+        "cores": round(active * _number(workers.get("cores", options.get("worker_cores"))), 2),
+        "memory": format_bytes(active * _worker_memory(workers, options)),
     }
     if adapt is not None:
         model["adapt"] = dict(adapt)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jhub_gateway.models import ClusterStatus
+from jhub_gateway.models import Cluster, ClusterStatus
 
 from ..errors import InvalidOptions
 from .base import BaseHandler
@@ -20,14 +20,23 @@ def parse_status_filter(raw: str | None) -> set[ClusterStatus]:
         raise InvalidOptions(str(exc)) from None
 
 
+def cluster_wire(handler: BaseHandler, cluster: Cluster) -> dict:
+    """A cluster for its owner: upstream's fields, plus ours (with each worker's size)
+    for clients that ask for them."""
+    wire = cluster.to_wire(include_credentials=True, extended=handler.extended)
+    if handler.extended:
+        footprint = handler.clusters.footprint(cluster)
+        wire["workers"]["cores"] = footprint.worker_cores
+        wire["workers"]["memory"] = footprint.worker_memory
+    return wire
+
+
 class ClustersHandler(BaseHandler):
     async def get(self) -> None:
         user = await self.authenticate()
         statuses = parse_status_filter(self.get_query_argument("status", None))
         clusters = self.clusters.list_for(user, statuses)
-        self.write_json(
-            {c.name: c.to_wire(include_credentials=True, extended=self.extended) for c in clusters}
-        )
+        self.write_json({c.name: cluster_wire(self, c) for c in clusters})
 
     async def post(self) -> None:
         user = await self.authenticate()
@@ -48,7 +57,7 @@ class ClusterHandler(BaseHandler):
             cluster = await self.clusters.wait_until_settled(user, name, WAIT_SECONDS)
         else:
             cluster = await self.clusters.find(user, name)
-        self.write_json(cluster.to_wire(include_credentials=True, extended=self.extended))
+        self.write_json(cluster_wire(self, cluster))
 
     async def delete(self, name: str) -> None:
         # the scheduler's own request (idle timeout) carries its cluster token; anything

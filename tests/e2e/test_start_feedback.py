@@ -105,3 +105,16 @@ def test_the_client_shows_each_event_of_a_slow_start_in_order(gateway, capsys):
     assert "PENDING" in text and "RUNNING" in text, text
     assert text.index("PENDING") < text.index("RUNNING")
     assert len(lines) == len(set(lines)), "each step is shown once"
+
+
+def test_our_clients_see_what_each_worker_holds_upstreams_do_not(gateway):
+    status, body = gateway.request("POST", "/api/v1/clusters/", {}, user="dan")
+    name = body["name"]
+    _, ours = gateway.request("GET", f"/api/v1/clusters/{name}", user="dan")
+    assert ours["workers"]["cores"] == 1.0 and ours["workers"]["memory"] == 2 * 2**30
+    # the upstream client builds its report from the fields and fails on unknown ones
+    _, plain = gateway.request(
+        "GET", f"/api/v1/clusters/{name}", user="dan", headers={"X-Gateway-Extensions": "0"}
+    )
+    assert "workers" not in plain
+    gateway.request("DELETE", f"/api/v1/clusters/{name}", user="dan")

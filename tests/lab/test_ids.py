@@ -46,3 +46,15 @@ def test_counts_come_from_the_listing_entry():
         "",
         0,
     )
+
+
+def test_the_servers_worker_size_wins_over_the_options():
+    wire = {
+        "name": "c1",
+        "status": "RUNNING",
+        # options a deployment named its own way; the server says what a worker holds
+        "options": {"size": "large"},
+        "workers": {"requested": 2, "active": 2, "cores": 4.0, "memory": 8 * 2**30},
+    }
+    model = cluster_model(wire, "x")
+    assert (model["cores"], model["memory"]) == (8, "16.00 GiB")
