@@ -67,11 +67,15 @@ def static_config(
     routes_dir: str,
     log_level: str,
     throttle: str,
+    read_timeout: str = "60s",
 ) -> dict[str, Any]:
     # A short drain on stop; Traefik's default 10 s grace would stall service shutdown.
-    # (Traefik 3.7 does not apply the HTTP readTimeout to routed TLS passthrough, so idle
-    # scheduler connections survive it: checked by hand, 70 s idle.)
-    transport = {"lifeCycle": {"graceTimeOut": "1s"}}
+    # Traefik does not apply the HTTP readTimeout to routed TLS passthrough, so quiet
+    # scheduler connections outlive it (tests/proxy/test_shared_port.py holds it to that).
+    transport = {
+        "lifeCycle": {"graceTimeOut": "1s"},
+        "respondingTimeouts": {"readTimeout": read_timeout},
+    }
     # Drop X_Forwarded_For-style aliases so no client can spoof headers Traefik sets.
     http = {"aliasHeadersStrategy": "delete"}
     entry_points: dict[str, Any] = {

@@ -95,6 +95,14 @@ class TraefikProxy(LoggingConfigurable):
     route_timeout = Float(
         30.0, min=0.5, help="Seconds Traefik may take to serve a changed route.", config=True
     )
+    http_read_timeout = Float(
+        60.0,
+        min=0.5,
+        help="""Seconds Traefik gives a client to send an HTTP request on the public port
+        (protection from slow clients; Traefik's own default). Scheduler connections (TLS
+        passthrough) are not bound by it: a quiet Dask client stays connected.""",
+        config=True,
+    )
 
     @validate("address", "tcp_address")
     def _check_address(self, proposal: dict) -> str | None:
@@ -160,6 +168,7 @@ class TraefikProxy(LoggingConfigurable):
             routes_dir=str(routes_dir),
             log_level=self.log_level.upper(),
             throttle=f"{int(self.throttle * 1000)}ms",
+            read_timeout=f"{int(self.http_read_timeout * 1000)}ms",
         )
         await asyncio.to_thread(
             _atomic_write, self._dir / "traefik.yml", json.dumps(static, indent=1)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import ssl
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,8 @@ async def env(tmp_path_factory):
     servers += [api, auth, dash_a, dash_b]
     tls_a, addr_a, cert_a = await tls_backend(tmp, "backend-a", "daskgateway-a")
     tls_b, addr_b, cert_b = await tls_backend(tmp, "backend-b", "daskgateway-b")
-    proxy = TraefikProxy(address="127.0.0.1:0", prefix=PREFIX + "/")
+    # a read timeout shorter than the quiet spell below: passthrough must outlive it
+    proxy = TraefikProxy(address="127.0.0.1:0", prefix=PREFIX + "/", http_read_timeout=1.0)
     await proxy.start(api_url, tmp / "traefik", auth_url + "/auth")
     try:
         yield Env(
@@ -97,10 +99,17 @@ async def test_scheduler_tls_is_routed_by_sni_on_the_web_port(env):
     address = env.proxy.public_address
     assert await greeting(address, "a", env.certs["a"]) == "backend-a"
     assert await greeting(address, "b", env.certs["b"]) == "backend-b"
-    # a quiet scheduler connection stays open (Traefik's read deadline is off)
+    # a quiet scheduler connection outlives the HTTP read timeout (1 s here) ...
     reader, writer = await tls_connect(address, "a", env.certs["a"])
     assert (await reader.readline()) == b"backend-a\n"
-    await asyncio.sleep(2)
+    host, port = address.rsplit(":", 1)
+    slow_reader, slow_writer = await asyncio.open_connection(host, int(port))
+    slow_writer.write(b"GET / HTTP/1.1\r\n")  # ... which does cut an HTTP client that stalls
+    started = time.monotonic()
+    closed = await asyncio.wait_for(slow_reader.read(), 30)
+    assert closed == b"", "Traefik must drop a stalled HTTP request after its read timeout"
+    assert time.monotonic() - started >= 0.9  # so the scheduler connection idled as long
+    slow_writer.close()
     writer.write(b"still there\n")
     assert (await asyncio.wait_for(reader.readline(), 30)) == b"still there\n"
     writer.close()
