@@ -7,10 +7,11 @@ running several in one process never share series.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from jhub_gateway.bearer import bearer_token, secret_matches
 
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -66,11 +67,4 @@ class ControllerMetrics:
 
 def may_scrape(token: str, public: bool, authorization: str | None) -> bool:
     """A scrape is allowed when metrics are public, or it carries ``Bearer <token>``."""
-    if public:
-        return True
-    if not token or not authorization:
-        return False
-    scheme, _, value = authorization.strip().partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        token.encode(), value.strip().encode("utf-8", "surrogateescape")
-    )
+    return public or secret_matches(token, bearer_token(authorization))

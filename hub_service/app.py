@@ -199,7 +199,7 @@ class GatewayApp(Application):
         self.auth: Authenticator | None = None
         self.gateway_backend: Backend | None = None
         self.clusters: ClusterService | None = None
-        self.metrics = ServiceMetrics(parent=self)
+        self.metrics: ServiceMetrics | None = None  # built once the config file is loaded
         self.http_server: HTTPServer | None = None
         self.server_watch: ServerWatchLoop | None = None
         self._stop_requested = asyncio.Event()
@@ -239,7 +239,7 @@ class GatewayApp(Application):
         if not self.check_config:
             Path(self.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.auth = auth_class(self.authenticator)(parent=self, log=self.log)
-        self.metrics = ServiceMetrics(parent=self)  # after the config file is loaded
+        self.metrics = ServiceMetrics(parent=self)
         self.auth.metrics = self.metrics
         self.gateway_backend = backend_class(self.backend)(parent=self, log=self.log)
         self.cluster_options = upstream_compat.adapt_cluster_options(

@@ -8,7 +8,6 @@ within which limits, lives here, so every backend and every page gets the same.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 from traitlets import TraitError
 
+from jhub_gateway.bearer import secret_matches
 from jhub_gateway.models import Cluster, ClusterStatus, User
 from jhub_gateway.names import is_valid_cluster_name
 from jhub_gateway.options import Options, OptionsError, resolve_options
@@ -231,7 +231,7 @@ class ClusterService:
     def scheduler_of(self, name: str, token: str | None) -> Cluster | None:
         """The cluster if ``token`` is its own (the request comes from its scheduler)."""
         cluster = self._backend.get_cluster(name) if is_valid_cluster_name(name) else None
-        if cluster is None or token is None or not _token_matches(cluster.token, token):
+        if cluster is None or token is None or not secret_matches(cluster.token, token):
             return None
         return cluster
 
@@ -344,13 +344,6 @@ def _parse_adapt(body: dict[str, Any]) -> tuple[int | None, int | None, bool]:
     if minimum is not None and maximum is not None and minimum > maximum:
         raise InvalidOptions(f"minimum ({minimum}) must not exceed maximum ({maximum})")
     return minimum, maximum, active
-
-
-def _token_matches(cluster_token: str, presented: str) -> bool:
-    # bytes, so that a non-ASCII header is a mismatch rather than a TypeError
-    return bool(cluster_token) and hmac.compare_digest(
-        cluster_token.encode(), presented.encode("utf-8", "surrogateescape")
-    )
 
 
 def _owner(cluster: Cluster, caller: User) -> User:

@@ -9,7 +9,6 @@ scrapes.
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Iterable
 
@@ -19,6 +18,7 @@ from traitlets import Bool, Unicode, default
 from traitlets.config import Configurable
 
 from jhub_gateway import redact
+from jhub_gateway.bearer import secret_matches
 from jhub_gateway.models import Cluster, ClusterStatus
 
 from .quotas import Footprint
@@ -159,13 +159,7 @@ class ServiceMetrics(Configurable):
 
     def may_scrape(self, bearer: str | None) -> bool:
         """Whether a request with this bearer token may read metrics without a hub scope."""
-        if self.public:
-            return True
-        return (
-            bool(self.token)
-            and bearer is not None
-            and hmac.compare_digest(self.token.encode(), bearer.encode("utf-8", "surrogateescape"))
-        )
+        return self.public or secret_matches(self.token, bearer)
 
     def refresh(self, census: Iterable[tuple[Cluster, Footprint]]) -> None:
         """Bring cluster gauges and start counters up to date with what the service knows."""

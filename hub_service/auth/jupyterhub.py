@@ -273,22 +273,27 @@ class JupyterHubAuthenticator(Authenticator):
         return (f"access:services!service={self.service_name}", "access:services")
 
     async def authenticate(self, handler: RequestHandler) -> User:
-        token = self.token_from_header(handler.request.headers.get("Authorization"))
+        token, from_cookie = self._request_token(handler)
         if token is None:
-            token = read_token_cookie(handler, self.sealer, self.cookie_max_age)
-            if token is None:
-                raise Unauthorized(
-                    "JupyterHub authentication required: send 'Authorization: token "
-                    "<JupyterHub API token>' or log in through the hub"
-                )
-            if handler.request.method not in SAFE_METHODS and not _same_origin(handler):
-                raise Forbidden(
-                    "cross-site request with the hub login cookie refused; "
-                    "use an Authorization header",
-                    reason="cross_site",
-                )
+            raise Unauthorized(
+                "JupyterHub authentication required: send 'Authorization: token "
+                "<JupyterHub API token>' or log in through the hub"
+            )
+        if from_cookie and handler.request.method not in SAFE_METHODS and not _same_origin(handler):
+            raise Forbidden(
+                "cross-site request with the hub login cookie refused; use an Authorization header",
+                reason="cross_site",
+            )
         identity = await self.identify(token)
         return identity.user
+
+    def _request_token(self, handler: RequestHandler) -> tuple[str | None, bool]:
+        """The request's hub token (Authorization header first, then the login cookie),
+        and whether it came from the cookie."""
+        token = self.token_from_header(handler.request.headers.get("Authorization"))
+        if token is not None:
+            return token, False
+        return read_token_cookie(handler, self.sealer, self.cookie_max_age), True
 
     @staticmethod
     def token_from_header(header: str | None) -> str | None:
@@ -320,9 +325,7 @@ class JupyterHubAuthenticator(Authenticator):
         return identity
 
     async def has_scope(self, handler: RequestHandler, scope: str) -> bool:
-        token = self.token_from_header(handler.request.headers.get("Authorization"))
-        if token is None:
-            token = read_token_cookie(handler, self.sealer, self.cookie_max_age)
+        token, _ = self._request_token(handler)
         if token is None:
             return False
         identity = await self._lookup(token)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jhub_gateway.bearer import bearer_token
+
 from ..errors import Forbidden, Unauthorized
 from ..metrics import CONTENT_TYPE, ServiceMetrics
 from .base import BaseHandler
@@ -14,7 +16,7 @@ class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         metrics: ServiceMetrics = self.settings["metrics"]
         header = self.request.headers.get("Authorization")
-        if not metrics.may_scrape(_bearer(header)):
+        if not metrics.may_scrape(bearer_token(header)):
             if header is None and self.sessions.read(self) is None:
                 raise Unauthorized(
                     f"metrics need a JupyterHub token with the {METRICS_SCOPE} scope "
@@ -27,13 +29,6 @@ class MetricsHandler(BaseHandler):
         metrics.refresh(self.clusters.census())
         self.set_header("Content-Type", CONTENT_TYPE)
         self.finish(metrics.render())
-
-
-def _bearer(header: str | None) -> str | None:
-    if header is None:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
 
 
 handlers = [(r"metrics", MetricsHandler)]

@@ -25,11 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import cron, errors
-from .controllers import Controller
-from .resources import ResourceType
 from .store import Event, StorageKey
 from .verbs import meta_deleting
-from .workloads import _controller_uid, _pod_ready
+from .workloads import OwnerController, _pod_ready
 
 JOB_KEY = ("batch", "jobs")
 CRONJOB_KEY = ("batch", "cronjobs")
@@ -69,7 +67,7 @@ def _ref(job: dict[str, Any]) -> dict[str, Any]:
             "resourceVersion": meta["resourceVersion"]}  # fmt: skip
 
 
-class BatchController(Controller):
+class BatchController(OwnerController):
     period = 1.0  # schedules and deadlines are time-driven
 
     def __init__(self, api: Any, clock: Callable[[], float] = time.time) -> None:
@@ -83,11 +81,6 @@ class BatchController(Controller):
             r.get("kind") == "Job" for r in event.obj["metadata"].get("ownerReferences") or []
         )
 
-    def _rt(self, key: StorageKey) -> ResourceType:
-        rt = self.api.registry.by_storage(key)
-        assert rt is not None
-        return rt
-
     def sync(self) -> None:
         for job in list(self.api.store.items(JOB_KEY)):
             if not meta_deleting(job):
@@ -95,10 +88,6 @@ class BatchController(Controller):
         for cronjob in list(self.api.store.items(CRONJOB_KEY)):
             if not meta_deleting(cronjob):
                 self._cronjob(cronjob)
-
-    def _owned(self, key: StorageKey, owner: dict[str, Any]) -> list[dict[str, Any]]:
-        uid, ns = owner["metadata"]["uid"], owner["metadata"]["namespace"]
-        return [o for o in self.api.store.items(key, ns) if _controller_uid(o) == uid]
 
     def _set_status(self, key: StorageKey, obj: dict[str, Any], status: dict[str, Any]) -> None:
         if obj.get("status") == status:

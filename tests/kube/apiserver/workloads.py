@@ -59,16 +59,25 @@ def _condition(old: list[dict[str, Any]], ctype: str, status: str, reason: str) 
             "lastUpdateTime": stamp, "message": reason}  # fmt: skip
 
 
-class WorkloadController(Controller):
-    def interested(self, key: StorageKey, event: Event) -> bool:
-        if key in (DEPLOY_KEY, RS_KEY):
-            return True
-        return key == POD_KEY and bool(event.obj["metadata"].get("ownerReferences"))
+class OwnerController(Controller):
+    """A controller of objects that own others through controller ownerReferences."""
 
     def _rt(self, key: StorageKey) -> ResourceType:
         rt = self.api.registry.by_storage(key)
         assert rt is not None
         return rt
+
+    def _owned(self, key: StorageKey, owner: dict[str, Any]) -> list[dict[str, Any]]:
+        """Objects of ``key`` in the owner's namespace that ``owner`` controls."""
+        uid, ns = owner["metadata"]["uid"], owner["metadata"]["namespace"]
+        return [o for o in self.api.store.items(key, ns) if _controller_uid(o) == uid]
+
+
+class WorkloadController(OwnerController):
+    def interested(self, key: StorageKey, event: Event) -> bool:
+        if key in (DEPLOY_KEY, RS_KEY):
+            return True
+        return key == POD_KEY and bool(event.obj["metadata"].get("ownerReferences"))
 
     def sync(self) -> None:
         for deploy in list(self.api.store.items(DEPLOY_KEY)):
@@ -77,11 +86,6 @@ class WorkloadController(Controller):
         for rs in list(self.api.store.items(RS_KEY)):
             if not meta_deleting(rs):
                 self._replicaset(rs)
-
-    def _owned(self, key: StorageKey, owner: dict[str, Any]) -> list[dict[str, Any]]:
-        uid = owner["metadata"]["uid"]
-        ns = owner["metadata"]["namespace"]
-        return [o for o in self.api.store.items(key, ns) if _controller_uid(o) == uid]
 
     def _deployment(self, deploy: dict[str, Any]) -> None:
         spec = deploy["spec"]
