@@ -9,10 +9,13 @@ start time and the timestamps of its log lines). Steps:
 - process exec: the scheduler's start time (10 ms resolution);
 - distributed imported: the scheduler's first log line (``dask scheduler`` logs
   once it has imported ``distributed``);
-- dashboard imported: the HTTP routes' first line, logged right after ``bokeh``;
 - TLS loaded, listening: the log's ``State start`` / ``Scheduler at``;
 - first heartbeat, routes written, routes live: service events;
-- ``new_cluster()`` returned, Client connected: the client.
+- ``new_cluster()`` returned, Client connected: the client;
+- dashboard attached: the runtime's log line once the bokeh dashboard is in
+  place (it is imported after the first heartbeat, off the start path);
+- dashboard served through Traefik: the client, asking for ``/status`` as soon
+  as it is connected (a page asked for before the attach waits for it).
 
 Run alone: ``.venv/bin/python benchmarks/start_trace.py``; ``benchmarks/run.py`` prints it too.
 """
@@ -36,10 +39,10 @@ import psutil
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 _LOG_STEPS = (
     ("distributed imported (first log line)", None),
-    ("dashboard imported (bokeh)", "distributed.http.proxy"),
     ("scheduler state start", "State start"),
     ("TLS loaded, scheduler listening", "Scheduler at:"),
     ("gateway runtime started (preload)", "Gateway runtime API at"),
+    ("dashboard attached (bokeh, after the first heartbeat)", "Dashboard attached"),
 )
 _EVENT_STEPS = (
     ("request accepted", "Created"),
@@ -57,6 +60,17 @@ def cluster_events(address: str, name: str, user: str = "bench") -> list[dict]:
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.load(resp)["events"]
+
+
+def dashboard_page(address: str, name: str, user: str = "bench") -> None:
+    """GET the cluster's dashboard through Traefik, as a browser following the link."""
+    auth = "Basic " + base64.b64encode(f"{user}:".encode()).decode()
+    req = urllib.request.Request(
+        f"{address}/clusters/{name}/status", headers={"Authorization": auth}
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        if resp.status != 200 or b"bokeh" not in resp.read().lower():
+            raise RuntimeError(f"the dashboard of {name} did not answer with its page")
 
 
 def _python_start(pid: int) -> float | None:
@@ -100,10 +114,13 @@ def trace_one(address: str, data_dir: Path | None) -> list[tuple[str, float]]:
         client = cluster.get_client(set_as_default=False)
         connected = time.time()
         name = cluster.name
+        dashboard_page(address, name)
+        served = time.time()
         events = cluster_events(address, name)
         steps: dict[str, float] = {
             "new_cluster() returned": returned,
             "Client connected": connected,
+            "dashboard served through Traefik": served,
         }
         for label, reason in _EVENT_STEPS:
             for event in events:

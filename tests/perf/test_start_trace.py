@@ -36,6 +36,7 @@ def test_one_cold_start_is_traced_step_by_step(tmp_path, start_trace):
         "routes live in Traefik (RUNNING)",
         "new_cluster() returned",
         "Client connected",
+        "dashboard served through Traefik",
     ]
     # every step is there, and the service's own steps come in the order they happen
     assert [label for label in labels if label in service] == service
@@ -45,9 +46,14 @@ def test_one_cold_start_is_traced_step_by_step(tmp_path, start_trace):
         "scheduler state start",
         "TLS loaded, scheduler listening",
         "gateway runtime started (preload)",
+        "dashboard attached (bokeh, after the first heartbeat)",
     ]
     assert set(scheduler) <= set(labels)
     at = dict(steps)
     assert at["TLS loaded, scheduler listening"] <= at["first heartbeat received"] + 0.01
+    # the bokeh import is off the start path: attached only once the scheduler reported in
+    attached = at["dashboard attached (bokeh, after the first heartbeat)"]
+    assert attached > at["first heartbeat received"]
+    assert attached <= at["dashboard served through Traefik"] + 0.01
     table = start_trace.format_trace(steps)
     assert all(label in table for label in labels)
