@@ -94,6 +94,8 @@ class DashboardGuard(Router):
         self._credential = credential
         #: set while the dashboard is being attached; its result: whether it was
         self.attaching: asyncio.Future[bool] | None = None
+        #: someone asked for a dashboard page that is not there yet
+        self.wanted = asyncio.Event()
         self._refused = web.Application([(r".*", _Refused)], log_function=_quiet)
         self._waiting = web.Application(
             [(r".*", _AwaitDashboard, {"guard": self})], log_function=_quiet
@@ -110,6 +112,7 @@ class DashboardGuard(Router):
             getattr(delegate, "handler_class", web.ErrorHandler), web.ErrorHandler
         )
         if not_found and self.attaching is not None and not self.attaching.done():
+            self.wanted.set()
             return self._waiting.find_handler(request, **kwargs)
         return delegate
 
@@ -157,6 +160,28 @@ def is_attached(scheduler: Scheduler) -> bool:
     return bokeh is not None and any(
         isinstance(app, bokeh.BokehTornado) for app in scheduler.http_application.applications
     )
+
+
+def want(scheduler: Scheduler) -> None:
+    """Attach now rather than later (a client connected: the start is over)."""
+    guard = scheduler.http_server.request_callback
+    if isinstance(guard, DashboardGuard):
+        guard.wanted.set()
+
+
+async def attach_when_wanted(scheduler: Scheduler, longest: float) -> bool:
+    """``attach`` once a page or a client asks for it, at the latest after ``longest`` s.
+
+    Right after the first heartbeat the service routes the cluster and the user's
+    client connects; an import competing for the same CPUs would slow both down.
+    """
+    guard = scheduler.http_server.request_callback
+    if isinstance(guard, DashboardGuard):
+        try:
+            await asyncio.wait_for(guard.wanted.wait(), longest)
+        except asyncio.TimeoutError:
+            pass
+    return await attach(scheduler)
 
 
 async def attach(scheduler: Scheduler) -> bool:

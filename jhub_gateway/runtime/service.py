@@ -37,6 +37,8 @@ INITIAL_BACKOFF = 0.25
 # Backoff cap in change-only mode: a lost change must not wait an hour.
 CHANGE_ONLY_BACKOFF_CAP = 60.0
 ADAPTIVE_WINDOW = 3
+# The dashboard is attached once a client connects or a page is asked for, else after this.
+DASHBOARD_ATTACH_AFTER = 2.0
 _ANY_HOST = ("", "0.0.0.0", "::")
 
 
@@ -128,6 +130,9 @@ class GatewaySchedulerService(SchedulerPlugin):
         task.add_done_callback(self._tasks.discard)
 
     # -- SchedulerPlugin hooks -------------------------------------------------
+
+    def add_client(self, scheduler: Scheduler, client: str) -> None:
+        dashboard.want(scheduler)
 
     def add_worker(self, scheduler: Scheduler, worker: str) -> None:
         ws = scheduler.workers.get(worker)
@@ -297,7 +302,8 @@ class GatewaySchedulerService(SchedulerPlugin):
                 ok = False
             if not self._dashboard_requested:
                 # Off the start path: the first heartbeat (which publishes the route)
-                # does not wait for the bokeh import, and its route is live soon after.
+                # does not wait for the bokeh import, nor do the route and the first
+                # client; a page asked for meanwhile waits for the attach.
                 self._dashboard_requested = True
                 self._spawn(self._attach_dashboard())
             if ok:
@@ -311,7 +317,7 @@ class GatewaySchedulerService(SchedulerPlugin):
 
     async def _attach_dashboard(self) -> None:
         try:
-            await dashboard.attach(self.scheduler)
+            await dashboard.attach_when_wanted(self.scheduler, DASHBOARD_ATTACH_AFTER)
         except Exception:
             log.warning("Attaching the dashboard failed", exc_info=True)
 

@@ -95,3 +95,22 @@ async def test_a_page_that_waits_too_long_is_told_to_retry(hooked, monkeypatch) 
         assert json.loads(resp.body)["error"] == "unavailable"
     finally:
         await scheduler.close()
+
+
+async def test_the_attach_waits_for_a_client_or_a_page_at_most_so_long(hooked) -> None:
+    asked = Scheduler(dashboard_address="127.0.0.1:0", dashboard=False)
+    nobody = Scheduler(dashboard_address="127.0.0.1:0", dashboard=False)
+    try:
+        for scheduler in (asked, nobody):
+            dashboard.expect(scheduler)
+        waiting = asyncio.ensure_future(dashboard.attach_when_wanted(asked, longest=3600))
+        await asyncio.sleep(0)  # it is waiting, not attaching
+        assert not dashboard.is_attached(asked)
+        dashboard.want(asked)  # a client connected
+        assert await asyncio.wait_for(waiting, 60)
+        assert dashboard.is_attached(asked)
+        # nobody asks: attached anyway once the longest wait is over
+        assert await asyncio.wait_for(dashboard.attach_when_wanted(nobody, longest=0.1), 60)
+    finally:
+        for scheduler in (asked, nobody):
+            await scheduler.close()
