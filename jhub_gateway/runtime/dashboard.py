@@ -43,6 +43,8 @@ DASHBOARD_MODULE = "distributed.dashboard.scheduler"
 ATTACHED_LOG = "Dashboard attached"
 #: how long a dashboard request waits for the late attach before a 503
 ATTACH_WAIT = 30.0
+#: core routes whose answer lists the bokeh pages (empty before the attach)
+_LISTS_BOKEH_PAGES = ("/individual-plots.json",)
 
 
 def _quiet(handler: web.RequestHandler) -> None:
@@ -111,7 +113,11 @@ class DashboardGuard(Router):
         not_found = issubclass(
             getattr(delegate, "handler_class", web.ErrorHandler), web.ErrorHandler
         )
-        if not_found and self.attaching is not None and not self.attaching.done():
+        if (
+            (not_found or request.path in _LISTS_BOKEH_PAGES)
+            and self.attaching is not None
+            and not self.attaching.done()
+        ):
             self.wanted.set()
             return self._waiting.find_handler(request, **kwargs)
         return delegate

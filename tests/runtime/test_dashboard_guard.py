@@ -68,6 +68,7 @@ async def test_a_page_asked_for_before_the_attach_waits_for_it(hooked) -> None:
         dashboard.expect(scheduler)
         early = asyncio.ensure_future(_get(base + "/status?theme=dark", **good))
         root = asyncio.ensure_future(_get(base + "/", **good))
+        plots = asyncio.ensure_future(_get(base + "/individual-plots.json", **good))
         # the core routes do not wait, and the credential check comes first
         assert (await _get(base + "/health", **good)).code == 200
         assert (await _get(base + "/status")).code == 401
@@ -77,6 +78,8 @@ async def test_a_page_asked_for_before_the_attach_waits_for_it(hooked) -> None:
         # sent back to itself, relative to the public URL Traefik stripped
         assert (resp.code, resp.headers["Location"]) == (307, "status?theme=dark")
         assert ((await root).code, (await root).headers["Location"]) == (307, "./")
+        # the plot listing (a core route) would be empty before the attach: it waits too
+        assert (await plots).code == 307
         assert (await _get(base + "/status", **good)).code == 200
         assert (await _get(base + "/no-such-page", **good)).code == 404  # no wait once attached
     finally:
