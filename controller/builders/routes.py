@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jhub_gateway.dashboard_credential import HEADER as DASHBOARD_CREDENTIAL_HEADER
+
 from .labels import (
     cluster_labels,
     instance_selector,
@@ -83,11 +85,16 @@ def build_strip_prefix_middleware(instance: str, namespace: str, route_prefix: s
 
 
 def build_forward_auth_middleware(instance: str, namespace: str, auth_url: str) -> dict[str, Any]:
-    """Asks the api service whether the request may see the dashboard (owner or admin)."""
+    """Asks the api service whether the request may see the dashboard (owner or admin).
+
+    Its answer carries the cluster's dashboard credential, which Traefik copies onto
+    the proxied request (replacing any the browser sent); the scheduler needs it.
+    """
     body = {
         "forwardAuth": {
             "address": auth_url,
             "authRequestHeaders": ["Authorization", "Cookie", "Accept"],
+            "authResponseHeaders": [DASHBOARD_CREDENTIAL_HEADER],
         }
     }
     return _instance_object("Middleware", instance, namespace, shared_auth_name(instance), body)

@@ -51,6 +51,8 @@ def scheduler_args(spec: ClusterSpec) -> list[str]:
         "--host", "$(POD_IP)",
         "--port", str(COMM_PORT),
         "--dashboard-address", f"$(POD_IP):{DASHBOARD_PORT}",
+        # The runtime attaches the bokeh dashboard after the first heartbeat.
+        "--no-dashboard",
         "--preload", "jhub_gateway.runtime.preload",
         # Options after --preload go to the preload's own click command.
         "--gateway-api-address", f"$(POD_IP):{API_PORT}",

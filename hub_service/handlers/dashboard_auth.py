@@ -2,11 +2,16 @@
 
 Traefik asks this endpoint before proxying ``/clusters/<name>/...``; a 200
 lets the request through, anything else is sent back to the browser as is.
+A 200 carries the cluster's dashboard credential in a header that Traefik
+copies onto the proxied request only (``authResponseHeaders``), never to the
+browser: the scheduler refuses dashboard requests without it.
 """
 
 from __future__ import annotations
 
 import re
+
+from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
 
 from ..errors import NotFound, Unauthorized
 from .base import BaseHandler
@@ -38,7 +43,9 @@ class DashboardAuthHandler(BaseHandler):
             host = headers.get("X-Forwarded-Host", self.request.host).split(",")[0].strip()
             self.redirect(f"{scheme}://{host}{login_url(original)}")
             return
-        await self.clusters.authorize_dashboard(user, match.group(1))
+        cluster = await self.clusters.authorize_dashboard(user, match.group(1))
+        if cluster.token:  # without one the scheduler cannot check it either: it refuses
+            self.set_header(HEADER, dashboard_credential(cluster.token))
         self.set_status(200)
         self.finish()
 

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from jhub_gateway.dashboard_credential import HEADER as DASHBOARD_CREDENTIAL_HEADER
+
 # Traefik names are also used in its API paths (``<name>@file``); cluster names are
 # slugs, so refuse anything else rather than quoting it into rules.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -121,6 +123,8 @@ def dynamic_config(
             "forwardAuth": {
                 "address": auth_url,
                 "authRequestHeaders": ["Authorization", "Cookie", "Accept"],
+                # onto the proxied request, replacing a same-named header from the browser
+                "authResponseHeaders": [DASHBOARD_CREDENTIAL_HEADER],
             }
         }
     tcp_routers: dict[str, Any] = {}

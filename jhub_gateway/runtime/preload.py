@@ -6,6 +6,10 @@ Environment (set by the backend):
 - ``DASK_GATEWAY_API_TOKEN``: the cluster token, or a path to a file holding it
   (any value containing ``/``), as Kubernetes mounts it from a Secret;
 - ``DASK_GATEWAY_CLUSTER_NAME``: the cluster's name.
+
+Importing this module (distributed does, inside ``Scheduler.__init__``) already
+guards the scheduler's dashboard with the credential derived from that token
+(``jhub_gateway.runtime.dashboard``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from distributed.comm.addressing import parse_host_port
 from distributed.scheduler import Scheduler
 
 from .. import redact
+from ..dashboard_credential import dashboard_credential
+from . import dashboard
 from .service import PLUGIN_NAME, GatewaySchedulerService, RuntimeSettings
 
 ENV_API_URL = "DASK_GATEWAY_API_URL"
@@ -42,11 +48,26 @@ def parse_api_address(value: str) -> tuple[str | None, int]:
     return host, int(port_num)
 
 
+def _read_token_now(value: str) -> str:
+    return Path(value).read_text().strip() if "/" in value else value.strip()
+
+
 async def _read_token(value: str) -> str:
-    if "/" not in value:
-        return value.strip()
-    text = await asyncio.to_thread(Path(value).read_text)
-    return text.strip()
+    return await asyncio.to_thread(_read_token_now, value)
+
+
+def _guard_dashboard_from_creation() -> None:
+    """Runs at import, before distributed creates the HTTP server (see ``dashboard``)."""
+    value = os.environ.get(ENV_API_TOKEN, "")
+    try:
+        token = _read_token_now(value) if value else ""
+    except OSError:
+        return  # load_settings reports it, and the scheduler does not start
+    if token:
+        dashboard.guard_from_creation(dashboard_credential(token))
+
+
+_guard_dashboard_from_creation()
 
 
 async def load_settings(
@@ -119,6 +140,8 @@ async def dask_setup(
         gateway_adaptive_period,
         gateway_idle_timeout,
     )
+    # Also here, in case the import-time hook did not see this scheduler's creation.
+    dashboard.guard(scheduler, dashboard_credential(settings.token))
     service = GatewaySchedulerService(scheduler, settings)
     scheduler.add_plugin(service, name=PLUGIN_NAME)
     await service.start_service()

@@ -24,6 +24,7 @@ from distributed.utils import get_ip
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from . import dashboard
 from .api import make_app
 from .gateway_client import GatewayClient
 
@@ -76,6 +77,7 @@ class GatewaySchedulerService(SchedulerPlugin):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._server: HTTPServer | None = None
         self._idle_reported = False
+        self._dashboard_requested = False
         self._stopped = False
         self.api_address = ""
 
@@ -96,6 +98,8 @@ class GatewaySchedulerService(SchedulerPlugin):
         for address, ws in self.scheduler.workers.items():
             self._names[address] = str(ws.name)
 
+        # until the late attach is done, dashboard pages wait for it instead of a 404
+        dashboard.expect(self.scheduler)
         self._wake.set()
         self._spawn(self._heartbeat_loop())
         self._spawn(self._adapt_loop())
@@ -291,6 +295,11 @@ class GatewaySchedulerService(SchedulerPlugin):
             except Exception:
                 log.warning("Heartbeat failed", exc_info=True)
                 ok = False
+            if not self._dashboard_requested:
+                # Off the start path: the first heartbeat (which publishes the route)
+                # does not wait for the bokeh import, and its route is live soon after.
+                self._dashboard_requested = True
+                self._spawn(self._attach_dashboard())
             if ok:
                 self.closed -= closed_sent
                 backoff = INITIAL_BACKOFF
@@ -299,6 +308,12 @@ class GatewaySchedulerService(SchedulerPlugin):
             else:
                 wait = backoff
                 backoff = min(backoff * 2, cap)
+
+    async def _attach_dashboard(self) -> None:
+        try:
+            await dashboard.attach(self.scheduler)
+        except Exception:
+            log.warning("Attaching the dashboard failed", exc_info=True)
 
     async def _adapt_loop(self) -> None:
         while True:

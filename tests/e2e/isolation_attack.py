@@ -6,6 +6,7 @@ decides whether a secret was among them.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -69,7 +70,55 @@ def _tls_probe(host_port: str) -> str:
         return f"refused ({type(exc).__name__})"
 
 
-def attack(paths: dict[str, str], targets: dict[str, list[int]], probes: dict[str, str]) -> dict:
+def listening_loopback_ports() -> list[tuple[str, int]]:
+    """Every listening TCP socket on a loopback address, as ``/proc/net/tcp`` lists them.
+
+    The network namespace is shared, so this names every cluster's ports.
+    """
+    found = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        local, state = fields[1], fields[3]
+        if state != "0A":  # TCP_LISTEN
+            continue
+        hex_ip, hex_port = local.split(":")
+        ip = ".".join(str(b) for b in reversed(bytes.fromhex(hex_ip)))
+        if ip.startswith("127."):
+            found.add((ip, int(hex_port, 16)))
+    return sorted(found)
+
+
+def fetch_dashboards(paths: list[str]) -> list[dict]:
+    """GET each dashboard path on each listening loopback port, without credentials."""
+    results = []
+    for host, port in listening_loopback_ports():
+        for path in paths:
+            conn = http.client.HTTPConnection(host, port, timeout=3)
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read(64 * 1024)
+                outcome = {"status": resp.status, "bytes": len(body)}
+                outcome["body"] = body.decode(errors="replace")
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = {"status": None, "error": type(exc).__name__}
+            finally:
+                conn.close()
+            results.append({"address": f"{host}:{port}", "path": path, **outcome})
+    return results
+
+
+def attack(
+    paths: dict[str, str],
+    targets: dict[str, list[int]],
+    probes: dict[str, str],
+    dashboard_paths: list[str],
+) -> dict:
     own = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     loot: list[str] = []
     found: dict = {"uid": os.getuid(), "pid": os.getpid(), "visible_pids": own}
@@ -108,5 +157,7 @@ def attack(paths: dict[str, str], targets: dict[str, list[int]], probes: dict[st
         what: ("TCP connect ok; " if can_connect(addr) else "TCP refused; ") + _tls_probe(addr)
         for what, addr in probes.items()
     }
+    found["dashboards"] = fetch_dashboards(dashboard_paths)
+    loot.extend(d.get("body", "") for d in found["dashboards"])
     found["loot"] = "\n".join(loot)
     return found

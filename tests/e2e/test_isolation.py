@@ -78,6 +78,26 @@ def _internal_addresses(gateway, name):
     return row[0].split("://")[-1], row[1].split("://")[-1]
 
 
+def _dashboard_address(gateway, name):
+    with sqlite3.connect(gateway.data_dir / "state.sqlite") as db:
+        row = db.execute(
+            "SELECT dashboard_address FROM clusters WHERE name = ?", (name,)
+        ).fetchone()
+    return row[0].split("://")[-1]
+
+
+# what distributed serves on a scheduler's (or worker's) HTTP port
+DASHBOARD_PATHS = [
+    "/status",
+    "/individual-plots.json",
+    "/info/main/workers.html",
+    "/json/identity.json",
+    "/metrics",
+    "/health",
+    "/sitemap.json",
+]
+
+
 def _status(gateway, name, user):
     return gateway.request("GET", f"/api/v1/clusters/{name}", user=user)[1]
 
@@ -132,9 +152,14 @@ def test_attack_from_alice_cluster_finds_no_secret_and_kills_nothing(gateway, cl
         "service's /proc": f"/proc/{gateway.proc.pid}/environ",
     }
     bob_scheduler = _status(gateway, bob.name, "bob")
+    bob_dashboard = _dashboard_address(gateway, bob.name)
     probes = {"bob's scheduler": _internal_addresses(gateway, bob.name)[0]}
     before = {p.pid: p.create_time() for p in bob_procs}
-    found = alice_client.submit(_payload(), paths, targets, probes, pure=False).result(timeout=120)
+    # everything a scheduler's HTTP server serves, plus bob's dashboard behind Traefik
+    dashboard_paths = [*DASHBOARD_PATHS, f"/clusters/{bob.name}/status"]
+    found = alice_client.submit(
+        _payload(), paths, targets, probes, dashboard_paths, pure=False
+    ).result(timeout=120)
     assert bob_scheduler["status"] == "RUNNING"
 
     print("\n=== attack from a task in alice's cluster ===")
@@ -152,6 +177,12 @@ def test_attack_from_alice_cluster_finds_no_secret_and_kills_nothing(gateway, cl
         print(f"kill {what}: {outcome}")
     for what, outcome in found["probes"].items():
         print(f"connect to {what}: {outcome}")
+    dashboards = found["dashboards"]
+    ports = sorted({d["address"] for d in dashboards})
+    print(f"loopback ports listed by /proc/net/tcp: {len(ports)}")
+    for address in ports:
+        answers = [f"{d['path']} {d['status']}" for d in dashboards if d["address"] == address]
+        print(f"  {address}: {', '.join(answers)}")
     print(f"bytes brought back: {len(found['loot'])}")
 
     loot = found["loot"]
@@ -162,6 +193,11 @@ def test_attack_from_alice_cluster_finds_no_secret_and_kills_nothing(gateway, cl
     assert all(not r.startswith("read") for r in found["reads"].values()), found["reads"]
     assert all("killed" not in k and k != "sent" for k in found["kills"].values()), found["kills"]
     assert all("accepted" not in v for v in found["probes"].values()), found["probes"]
+    # bob's scheduler ports were among those scanned, and none served a dashboard
+    bob_ports = {a for a in _internal_addresses(gateway, bob.name)} | {bob_dashboard}
+    assert bob_ports <= set(ports)
+    served = [(d["address"], d["path"]) for d in dashboards if d["status"] == 200 and d["bytes"]]
+    assert served == [], served
     # everything aimed at still runs
     for pid, created in before.items():
         assert psutil.Process(pid).create_time() == created

@@ -16,10 +16,19 @@ from cryptography.x509.oid import NameOID
 from tornado import httpserver, web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
+from jhub_gateway.dashboard_credential import HEADER as CREDENTIAL_HEADER
+
+#: what the test forward-auth hands Traefik for the dashboard on success
+ISSUED_CREDENTIAL = "issued-by-forward-auth"
+
 
 class _Echo(web.RequestHandler):
     def get(self, *args: str) -> None:
-        self.write({"who": self.settings["who"], "path": self.request.path})
+        echo = {"who": self.settings["who"], "path": self.request.path}
+        credential = self.request.headers.get(CREDENTIAL_HEADER)
+        if credential is not None:
+            echo["credential"] = credential
+        self.write(echo)
 
 
 class _Auth(web.RequestHandler):
@@ -30,6 +39,7 @@ class _Auth(web.RequestHandler):
         auth = self.request.headers.get("Authorization")
         cookie = self.request.headers.get("Cookie")
         if auth == "token good" or cookie == "session=good":
+            self.set_header(CREDENTIAL_HEADER, ISSUED_CREDENTIAL)
             return
         self.set_status(403 if (auth or cookie) else 401)
         self.finish({"error": "denied"})

@@ -64,6 +64,9 @@ def test_dynamic_config_for_one_cluster():
         "Cookie",
         "Accept",  # lets the service redirect browsers to the hub login
     ]
+    # the dashboard credential goes onto the proxied request (the scheduler checks it)
+    forward_auth = http["middlewares"]["gateway-dashboard-auth"]["forwardAuth"]
+    assert forward_auth["authResponseHeaders"] == ["X-Jhub-Gateway-Dashboard-Credential"]
     assert tcp["routers"]["scheduler-x"]["rule"] == "HostSNI(`daskgateway-x`)"
     assert tcp["routers"]["scheduler-x"]["tls"] == {"passthrough": True}
 

@@ -17,7 +17,18 @@ import pytest_asyncio
 from jhub_gateway.hub_service.proxy import ProxyError, TraefikProxy
 from tests.polling import until
 
-from .helpers import auth_app, body, echo_app, get, greeting, serve, tls_backend, tls_connect
+from .helpers import (
+    CREDENTIAL_HEADER,
+    ISSUED_CREDENTIAL,
+    auth_app,
+    body,
+    echo_app,
+    get,
+    greeting,
+    serve,
+    tls_backend,
+    tls_connect,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -85,10 +96,24 @@ async def test_dashboard_needs_auth_and_loses_its_prefix(env):
     assert (await get(url, Cookie="session=bad")).code == 403
     resp = await get(url, Authorization="token good")
     assert resp.code == 200
-    assert body(resp) == {"who": "dash-a", "path": "/status"}
+    # the dashboard gets the credential the forward-auth issued, the browser never sees it
+    assert body(resp) == {"who": "dash-a", "path": "/status", "credential": ISSUED_CREDENTIAL}
+    assert CREDENTIAL_HEADER not in resp.headers
     assert env.auth_seen[-1] == f"{PREFIX}/clusters/a/status"  # the service checks the owner
     resp = await get(url, Cookie="session=good")
     assert body(resp)["who"] == "dash-a"
+
+
+async def test_a_forged_dashboard_credential_gets_nowhere(env):
+    await env.proxy.set_cluster_routes("a", env.dash["a"], env.tls["a"])
+    url = f"{env.web}{PREFIX}/clusters/a/status"
+    forged = {CREDENTIAL_HEADER: "forged-by-the-browser"}
+    # without passing the auth, a browser's own credential header changes nothing
+    assert (await get(url, **forged)).code == 401
+    assert (await get(url, Authorization="token bad", **forged)).code == 403
+    # when the auth passes, Traefik replaces the forged value with the issued one
+    resp = await get(url, Authorization="token good", **forged)
+    assert body(resp) == {"who": "dash-a", "path": "/status", "credential": ISSUED_CREDENTIAL}
 
 
 async def test_scheduler_tls_is_routed_by_sni_on_the_web_port(env):
@@ -154,7 +179,7 @@ async def test_sync_routes_replaces_everything(env):
     with pytest.raises((ssl.SSLError, ConnectionError)):
         await greeting(env.proxy.public_address, "old", env.certs["a"])
     resp = await get(f"{env.web}{PREFIX}/clusters/new/", Authorization="token good")
-    assert body(resp) == {"who": "dash-b", "path": "/"}
+    assert body(resp) == {"who": "dash-b", "path": "/", "credential": ISSUED_CREDENTIAL}
 
 
 async def test_bad_names_are_refused(env):

@@ -176,6 +176,7 @@ def start_scheduler(
         "0",
         "--dashboard-address",
         "127.0.0.1:0",
+        "--no-dashboard",  # as the backends start it: the runtime attaches the dashboard
         "--preload",
         "jhub_gateway.runtime.preload",
         "--gateway-api-address",
@@ -201,10 +202,28 @@ def start_worker(procs: Processes, tls: dict[str, str], address: str, name: str)
     procs.start(name, args, tls)
 
 
-def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """Blocking HTTP call returning (status, parsed JSON or None)."""
+    status, raw = http_raw(method, url, body, token, headers)
+    return status, json.loads(raw) if raw else None
+
+
+def http_raw(
+    method: str,
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """Blocking HTTP call returning (status, body bytes)."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if token is not None:
         req.add_header("Authorization", f"token {token}")
     try:
@@ -212,4 +231,4 @@ def http(method: str, url: str, body: Any = None, token: str | None = None) -> t
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
-    return status, json.loads(raw) if raw else None
+    return status, raw

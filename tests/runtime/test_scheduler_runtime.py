@@ -7,20 +7,26 @@ on a second scheduler.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import time
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from distributed import Client
 from distributed.security import Security
 
+from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
 from tests.runtime.runtime_helpers import (
     FakeGateway,
     Processes,
     http,
+    http_raw,
     poll,
     start_scheduler,
     start_worker,
@@ -70,6 +76,87 @@ def test_first_heartbeat_reports_reachable_addresses(scheduler: dict[str, Any]) 
     assert hb["active_workers"] == hb["closing_workers"] == hb["closed_workers"] == []
     status, body = http("GET", hb["api_address"] + "/api/health")
     assert (status, body) == (200, {"status": "ok"})
+
+
+# Everything distributed serves on the dashboard port, the late-attached bokeh pages
+# included; "/" redirects to /status.
+DASHBOARD_PATHS = (
+    "/",
+    "/status",
+    "/individual-plots.json",
+    "/health",
+    "/metrics",
+    "/info/main/workers.html",
+    "/json/identity.json",
+    "/sitemap.json",
+    "/statics/css/base.css",
+    "/no-such-page",
+)
+CREDENTIAL = dashboard_credential(TOKEN)
+
+
+def upgrade(url: str, headers: dict[str, str]) -> int:
+    """Status of a websocket upgrade request (raw HTTP/1.1, so nothing hides it)."""
+    parts = urlsplit(url)
+    conn = HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
+        key = base64.b64encode(secrets.token_bytes(16)).decode()
+        conn.request(
+            "GET",
+            parts.path,
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": key,
+                "Sec-WebSocket-Version": "13",
+                **headers,
+            },
+        )
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_dashboard_is_attached_after_start_and_answers_with_the_credential(
+    scheduler: dict[str, Any],
+) -> None:
+    dashboard = scheduler["first"]["dashboard_address"]
+    good = {HEADER: CREDENTIAL}
+    # attached after the first heartbeat: poll until the bokeh pages are there
+    status, body = poll(
+        lambda: (r := http_raw("GET", dashboard + "/status", headers=good))[0] == 200 and r,
+        "the bokeh dashboard to be attached",
+    )
+    assert b"bokeh" in body.lower()
+    status, plots = http("GET", dashboard + "/individual-plots.json", headers=good)
+    assert status == 200 and "Individual Task Stream" in plots
+    assert http_raw("GET", dashboard + "/health", headers=good) == (200, b"ok")
+    # the bokeh websocket is reached (bokeh itself judges the rest of the handshake)
+    assert upgrade(dashboard + "/status/ws", good) != 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {HEADER: ""}, {HEADER: CREDENTIAL[:-1]}, {HEADER: TOKEN}, {HEADER: "é" + CREDENTIAL}],
+    ids=["none", "empty", "truncated", "api-token", "non-ascii"],
+)
+def test_dashboard_refuses_every_path_without_the_credential(
+    scheduler: dict[str, Any], headers: dict[str, str]
+) -> None:
+    dashboard = scheduler["first"]["dashboard_address"]
+    # the same paths answer with the credential (so a refusal here is the guard's)
+    poll(
+        lambda: http_raw("GET", dashboard + "/status", headers={HEADER: CREDENTIAL})[0] == 200,
+        "the dashboard",
+    )
+    for path in DASHBOARD_PATHS:
+        for method, body in (("GET", None), ("POST", b"{}")):
+            status, raw = http_raw(method, dashboard + path, body, headers=headers)
+            assert status == 401, (method, path, status)
+            assert json.loads(raw)["error"] == "unauthorized"
+    assert upgrade(dashboard + "/status/ws", headers) == 401
+    # the gateway API port is not the dashboard's: its health stays open
+    assert http("GET", scheduler["first"]["api_address"] + "/api/health")[0] == 200
 
 
 def test_comm_rejects_missing_or_wrong_token(scheduler: dict[str, Any]) -> None:

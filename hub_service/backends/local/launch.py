@@ -52,6 +52,9 @@ def scheduler_command(config: ClusterConfig, host: str, heartbeat_period: float)
         "0",
         "--dashboard-address",
         f"{host}:0",
+        # the HTTP server still listens; the runtime attaches the bokeh dashboard to
+        # it after the first heartbeat, off the start path (jhub_gateway.runtime.dashboard)
+        "--no-dashboard",
         "--preload",
         "jhub_gateway.runtime.preload",
         "--gateway-api-address",
