@@ -55,8 +55,8 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 class CountingEmulator:
     """The emulator with a counter of requests per (User-Agent prefix, kind of request)."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.emulator = Emulator(workdir / "work")
+    def __init__(self, workdir: Path, *, rbac: bool = True) -> None:
+        self.emulator = Emulator(workdir / "work", rbac=rbac)
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
         self.kubeconfig = workdir / "kubeconfig"
         handle = self.emulator.router.handle

@@ -270,9 +270,12 @@ class GatewayCluster:
             self._clients.add(client)
         return client
 
-    def scale(self, n: int, **kwargs: Any) -> Any:
-        """Scale to ``n`` workers."""
-        return self.gateway.scale_cluster(self._require_name(), n, **kwargs)
+    def scale(self, n: int, wait: bool = False, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Scale to ``n`` workers; ``wait=True`` returns once they run, showing progress
+        (see :meth:`Gateway.scale_cluster`)."""
+        return self.gateway.scale_cluster(
+            self._require_name(), n, wait=wait, timeout=timeout, **kwargs
+        )
 
     def adapt(
         self, minimum: int | None = None, maximum: int | None = None, active: bool = True, **kw: Any

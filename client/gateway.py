@@ -13,10 +13,11 @@ from distributed.utils import LoopRunner
 
 from . import config
 from .auth import GatewayAuth, get_auth
-from .errors import GatewayWarning
+from .errors import GatewayValueError, GatewayWarning
 from .http import HTTPClient
 from .options import Options
 from .report import ClusterReport, ClusterStatus, coerce_status
+from .scale_wait import EventsUnavailable, wait_for_workers
 from .wait import wait_for_start
 
 if TYPE_CHECKING:
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "resolve_addresses"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_NO_EVENTS = GatewayWarning(
+    "the gateway sends no cluster events (not a jhub-gateway server?): scale() did not wait"
+)
+
+
+def _event_ms(event: Any) -> int:
+    value = event.get("time") if isinstance(event, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def resolve_addresses(
@@ -285,17 +294,70 @@ class Gateway:
         """Ask the server to stop a cluster (returns before it has stopped)."""
         return self.sync(self._stop_cluster, cluster_name, **kwargs)
 
-    async def _post_scaling(self, cluster_name: str, op: str, body: dict) -> None:
+    async def _post_scaling(self, cluster_name: str, op: str, body: dict) -> bool:
+        """Send a scale/adapt request; False (and a GatewayWarning) if the server clamped it."""
         reply = await self._http.request("POST", self._cluster_url(cluster_name, "/" + op), body)
         if isinstance(reply, dict) and not reply.get("ok", True) and reply.get("msg"):
             warnings.warn(GatewayWarning(reply["msg"]), stacklevel=4)
+            return False
+        return True
 
-    async def _scale_cluster(self, cluster_name: str, n: int) -> None:
-        await self._post_scaling(cluster_name, "scale", {"count": n})
+    async def _scale_cluster(
+        self, cluster_name: str, n: int, wait: bool = False, timeout: float | None = None
+    ) -> None:
+        if not wait:
+            await self._post_scaling(cluster_name, "scale", {"count": n})
+            return
+        # the events so far are history: only what follows the request is shown
+        try:
+            since = max((_event_ms(e) for e in await self._cluster_events(cluster_name)), default=0)
+        except GatewayValueError as exc:
+            if exc.status != 404:
+                raise
+            since = -1  # no events route (upstream's server); the cluster may still be there
+        granted = await self._post_scaling(cluster_name, "scale", {"count": n})
+        if since < 0:
+            warnings.warn(_NO_EVENTS, stacklevel=3)
+            return
+        target = n if granted else await self._requested_workers(cluster_name, n)
+        try:
+            await wait_for_workers(
+                lambda headers: self._http.open_stream(
+                    self._cluster_url(cluster_name, "/events"), headers
+                ),
+                cluster_name,
+                target,
+                since_ms=since,
+                timeout=config.start_timeout() if timeout is None else timeout,
+                show_progress=config.show_progress(),
+            )
+        except EventsUnavailable:
+            warnings.warn(_NO_EVENTS, stacklevel=3)
 
-    def scale_cluster(self, cluster_name: str, n: int, **kwargs: Any) -> Any:
-        """Scale a cluster to ``n`` workers (GatewayWarning if the server clamps it)."""
-        return self.sync(self._scale_cluster, cluster_name, n, **kwargs)
+    async def _requested_workers(self, cluster_name: str, default: int) -> int:
+        # a clamped request: wait for what the server granted, which our extended answer says
+        data = await self._http.request("GET", self._cluster_url(cluster_name))
+        requested = (data.get("workers") or {}).get("requested") if isinstance(data, dict) else None
+        return requested if isinstance(requested, int) else default
+
+    def scale_cluster(
+        self,
+        cluster_name: str,
+        n: int,
+        wait: bool = False,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Scale a cluster to ``n`` workers (GatewayWarning if the server clamps it).
+
+        Returns once the server took the request, as upstream does. ``wait=True`` returns
+        once ``n`` workers (or as many as the server granted) run, showing the cluster's
+        events and worker counts meanwhile (``gateway.cluster.show-progress``); it raises
+        GatewayClusterError with the reason if the cluster ends first (e.g. workers that
+        fail to start) or after ``timeout`` seconds (default
+        ``gateway.cluster.start-timeout``; None or <= 0 there: no limit).
+        """
+        return self.sync(self._scale_cluster, cluster_name, n, wait=wait, timeout=timeout, **kwargs)
 
     async def _adapt_cluster(
         self,

@@ -71,7 +71,12 @@ class HTTPClient:
             await session.close()
 
     async def _send(
-        self, method: str, url: str, json: Any, headers: dict[str, str] | None
+        self,
+        method: str,
+        url: str,
+        json: Any,
+        headers: dict[str, str] | None,
+        read: bool = True,
     ) -> aiohttp.ClientResponse:
         session = self._get_session()
         # Ask our server for the optional fields (reason, message, workers...) that the
@@ -91,8 +96,31 @@ class HTTPClient:
             proxy=self._proxy,
             proxy_headers=proxy_headers,
         )
-        # Read the body now so the connection is released whatever happens next.
-        await resp.read()
+        if read:
+            # Read the body now so the connection is released whatever happens next.
+            await resp.read()
+        return resp
+
+    async def _authorized(
+        self, method: str, url: str, json: Any, headers: dict[str, str], read: bool
+    ) -> aiohttp.ClientResponse:
+        session = self._get_session()
+        # With an auth cookie the server knows us already; otherwise schemes
+        # that can (hub tokens) authenticate up front and save a 401 round trip.
+        has_cookie = any(True for _ in session.cookie_jar.filter_cookies(yarl.URL(url)))
+        upfront = None if has_cookie else self.auth.initial_headers()
+        resp = await self._send(method, url, json, {**headers, **(upfront or {})}, read)
+        if resp.status == 401 and not upfront:
+            resp.release()
+            challenge, context = split_pre_request(self.auth.pre_request(resp))
+            resp = await self._send(method, url, json, {**headers, **(challenge or {})}, read)
+            self.auth.post_response(resp, context)
+        if resp.status >= 400:
+            text = await resp.text()
+            exc = error_for_status(resp.status, text, url)
+            if exc is not None:
+                raise exc
+            resp.raise_for_status()
         return resp
 
     async def request(self, method: str, url: str, json: Any = None) -> Any:
@@ -101,24 +129,13 @@ class HTTPClient:
         Raises the mapped gateway exception for 401/403/404/409/422/5xx and
         aiohttp.ClientResponseError for any other error status.
         """
-        session = self._get_session()
-        # With an auth cookie the server knows us already; otherwise schemes
-        # that can (hub tokens) authenticate up front and save a 401 round trip.
-        has_cookie = any(True for _ in session.cookie_jar.filter_cookies(yarl.URL(url)))
-        upfront = None if has_cookie else self.auth.initial_headers()
-        resp = await self._send(method, url, json, upfront)
-        if resp.status == 401 and not upfront:
-            headers, context = split_pre_request(self.auth.pre_request(resp))
-            resp = await self._send(method, url, json, headers)
-            self.auth.post_response(resp, context)
-
-        if resp.status >= 400:
-            text = await resp.text()
-            exc = error_for_status(resp.status, text, url)
-            if exc is not None:
-                raise exc
-            resp.raise_for_status()
+        resp = await self._authorized(method, url, json, {}, read=True)
         body = await resp.read()
         if not body:
             return None
         return await resp.json(content_type=None)
+
+    async def open_stream(self, url: str, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """GET ``url`` authenticated like :meth:`request`, the body left to the caller to
+        read as it arrives (and to release)."""
+        return await self._authorized("GET", url, None, headers, read=False)

@@ -11,7 +11,10 @@ one. The order of work, for an active cluster:
    ``Running`` with the addresses of its pod IP;
 3. workers (:mod:`.workers`): finished ones deleted, missing ones created in
    growing batches, surplus pending ones deleted;
-4. status, written through the status subresource only when it changed.
+4. status, written through the status subresource only when it changed, and
+   progress on the way to a phase or worker count batched: such a change waits
+   up to ``progress_status_delay`` seconds (a requeue, so a later change joins
+   the same write), unless the cluster reaches what its spec asks first.
 
 ``spec.active: false`` deletes the pods (``Stopping``) and ends ``Stopped``
 once none is left. ``Stopped`` and ``Failed`` are final. The Service, routes
@@ -63,7 +66,16 @@ from .middlewares import SharedMiddlewares
 from .protocols import ApiClient
 from .secrets import new_credentials
 from .settings import ControllerSettings
-from .status import FAILED, FINAL, PENDING, RUNNING, STOPPED, STOPPING, phase_conditions
+from .status import (
+    FAILED,
+    FINAL,
+    PENDING,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    must_write_now,
+    phase_conditions,
+)
 from .workers import reconcile_workers
 
 log = logging.getLogger(__name__)
@@ -118,6 +130,8 @@ class Reconciler:
         # The last status we wrote, by key: the informer may lag behind our own
         # writes, and we are the only writer of status while we lead.
         self._written: dict[Key, tuple[str, Obj]] = {}
+        # When a reconcile first held back a progress-only status change, by key.
+        self._held: dict[Key, float] = {}
 
     # -- entry point --------------------------------------------------------------
 
@@ -128,6 +142,7 @@ class Reconciler:
             # Deleted: the garbage collector removes the children it owned.
             self.expectations.forget(key)
             self._written.pop(key, None)
+            self._held.pop(key, None)
             return None
         meta = cluster.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -350,7 +365,15 @@ class Reconciler:
         status["conditions"] = phase_conditions(status, now, scaling=ctx.scaling)
         current = self._current_status(ctx.key, ctx.cluster)
         if status == current:
+            self._held.pop(ctx.key, None)
             return
+        if not must_write_now(current, status, scaling=ctx.scaling):
+            held = self._held.setdefault(ctx.key, ctx.now)
+            left = held + self.settings.progress_status_delay - ctx.now
+            if left > 0:
+                ctx.requeue_in(left)
+                return
+        self._held.pop(ctx.key, None)
         patch = {k: v for k, v in status.items() if current.get(k) != v}
         patch.update({k: None for k in current if k not in status})
         try:
@@ -363,6 +386,7 @@ class Reconciler:
 
     def forget_written(self) -> None:
         self._written.clear()
+        self._held.clear()
 
 
 def _with_logs(logs: str) -> str:

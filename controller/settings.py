@@ -30,6 +30,11 @@ class ControllerSettings:
     worker_start_timeout: float = 60.0
     log_tail_lines: int = 20
     """Scheduler log lines kept in ``status.message`` when a cluster fails."""
+    progress_status_delay: float = 2.0
+    """How long a progress-only status change (ready-worker counts while scaling,
+    the resource names of a Pending cluster; see :func:`.status.must_write_now`)
+    may wait to be written together with later ones, in seconds; 0 writes each
+    at once. Phase changes, addresses and a finished scale are never delayed."""
     expectation_timeout: float = 60.0
     """How long a create/delete we issued may stay unseen by the informers before
     we stop waiting for it (a lost watch event must not block a cluster forever)."""

@@ -72,6 +72,28 @@ def phase_conditions(status: Obj, now: str, *, scaling: bool = False) -> list[Ob
     )  # fmt: skip
 
 
+# Besides the phase, what users and the service act on at once: a status
+# change touching any of these is written without delay.
+URGENT_KEYS = ("schedulerAddress", "dashboardAddress", "apiAddress", "completionTime")
+
+
+def must_write_now(current: Obj, desired: Obj, *, scaling: bool) -> bool:
+    """Whether a changed status must be written now, or may wait to be batched.
+
+    Urgent: a phase change (``Running`` is when the service answers the client),
+    new or cleared addresses, and any status of a Running cluster that has all
+    the workers its spec asks for (a ``scale()`` observer waits for exactly
+    that). Everything else is progress on the way there (the resource names of
+    a Pending cluster, ready-worker counts while scaling, ``observedGeneration``
+    and ``Progressing`` of a scale in flight), which a later write carries anyway.
+    """
+    if (current.get("phase") or PENDING) != (desired.get("phase") or PENDING):
+        return True
+    if any(current.get(k) != desired.get(k) for k in URGENT_KEYS):
+        return True
+    return desired.get("phase") == RUNNING and not scaling
+
+
 def status_patch(current: Obj, desired: Obj) -> Obj:
     """A merge patch turning ``current`` into ``desired`` (keys dropped become null)."""
     patch: Obj = {k: v for k, v in desired.items() if current.get(k) != v}

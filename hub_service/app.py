@@ -242,6 +242,7 @@ class GatewayApp(Application):
         self.metrics = ServiceMetrics(parent=self)
         self.auth.metrics = self.metrics
         self.gateway_backend = backend_class(self.backend)(parent=self, log=self.log)
+        self.gateway_backend.registry.observers.append(self.metrics.observe_cluster)
         self.cluster_options = upstream_compat.adapt_cluster_options(
             self.cluster_options, self.gateway_backend.cluster_config_class, self.log
         )

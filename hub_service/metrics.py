@@ -4,12 +4,15 @@ Each service instance owns its registry, so two services in one process (tests,
 embedding) never share series. Cluster gauges are read at scrape time from the
 service layer rather than kept up to date on every change: a scrape costs one
 pass over the clusters this replica knows, and nothing costs anything between
-scrapes.
+scrapes. Start outcomes are counted where a cluster changes (the backend's change
+notifications, :meth:`ServiceMetrics.observe_cluster`), so a cluster that starts
+and is purged between two scrapes still counts.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -102,7 +105,9 @@ class ServiceMetrics(Configurable):
         )
         self.starts = Counter(
             "jhub_gateway_cluster_starts",
-            "Cluster starts that ended, by outcome (running, failed) and reason.",
+            "Cluster starts that ended, by outcome (running, failed) and reason. Counted by "
+            "each replica that saw the cluster pending and then running or failed (on "
+            "Kubernetes every api replica watches every cluster, so each counts it).",
             ["outcome", "reason"],
             registry=r,
         )
@@ -136,8 +141,11 @@ class ServiceMetrics(Configurable):
                 )
                 for what in ("clusters", "workers", "cores", "memory_bytes")
             )
-        # clusters whose start outcome was counted; pruned to the clusters still known
-        self._start_counted: set[str] = set()
+        # clusters seen pending, whose start outcome is still to come
+        self._starting: set[str] = set()
+        # clusters whose start was counted, or that this process first saw past their start;
+        # both sets lose a cluster when the backend forgets it
+        self._start_decided: set[str] = set()
         for state in ClusterStatus:
             self.clusters.labels(state.name.lower())
         for result in ("hit", "miss"):
@@ -162,15 +170,13 @@ class ServiceMetrics(Configurable):
         return self.public or secret_matches(self.token, bearer)
 
     def refresh(self, census: Iterable[tuple[Cluster, Footprint]]) -> None:
-        """Bring cluster gauges and start counters up to date with what the service knows."""
+        """Bring the cluster gauges up to date with what the service knows."""
         by_state = dict.fromkeys(ClusterStatus, 0)
         workers = 0
         cores = 0.0
         memory = 0
         per_user: dict[str, list[float]] = {}
-        known: set[str] = set()
         for cluster, footprint in census:
-            known.add(cluster.name)
             by_state[cluster.status] += 1
             if cluster.status.is_active:
                 workers += footprint.workers
@@ -182,7 +188,6 @@ class ServiceMetrics(Configurable):
                     row[1] += footprint.workers
                     row[2] += footprint.cores
                     row[3] += footprint.memory
-            self._count_start(cluster)
         for state, count in by_state.items():
             self.clusters.labels(state.name.lower()).set(count)
         self.workers.set(workers)
@@ -193,23 +198,37 @@ class ServiceMetrics(Configurable):
         for user, row in per_user.items():
             for gauge, value in zip(self.user_series, row, strict=True):
                 gauge.labels(user).set(value)
-        self._start_counted &= known
 
-    def _count_start(self, cluster: Cluster) -> None:
-        if cluster.name in self._start_counted:
+    def observe_cluster(self, name: str, cluster: Cluster | None) -> None:
+        """Count a start's outcome when a change shows it (called on every cluster change).
+
+        Only starts this process watched count: a cluster first seen already running or
+        ended (re-adopted after a restart, listed by a new replica) started under another.
+        """
+        if cluster is None:  # forgotten (purged): nothing more will happen to it
+            self._starting.discard(name)
+            self._start_decided.discard(name)
+            return
+        if name in self._start_decided:
             return
         running = next((e for e in cluster.events if e.kind in RUNNING_EVENTS), None)
-        if running is not None:
-            self._start_counted.add(cluster.name)
+        if name not in self._starting:
+            if cluster.status == ClusterStatus.PENDING and running is None:
+                self._starting.add(name)
+            else:
+                self._start_decided.add(name)
+            return
+        if running is not None or cluster.status == ClusterStatus.RUNNING:
+            ran_at = running.time if running is not None else time.time()
             self.starts.labels("running", "Started").inc()
-            started = cluster.start_time / 1000.0
-            self.start_seconds.observe(max(0.0, running.time - started))
+            self.start_seconds.observe(max(0.0, ran_at - cluster.start_time / 1000.0))
         elif cluster.status == ClusterStatus.FAILED:
-            self._start_counted.add(cluster.name)
             self.starts.labels("failed", _reason_label(cluster.reason)).inc()
-        elif cluster.status.is_terminal:
-            # stopped before it ever ran: not a start that ended, but do not count it later
-            self._start_counted.add(cluster.name)
+        elif not cluster.status.is_terminal:
+            return  # still starting (or stopping on its way to failing)
+        # stopped before it ever ran: not a start that ended, and never counted later
+        self._starting.discard(name)
+        self._start_decided.add(name)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

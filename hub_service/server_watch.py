@@ -17,6 +17,8 @@ from typing import Any
 from traitlets import Bool, Float, TraitError, validate
 from traitlets.config import LoggingConfigurable
 
+from .auth.base import Authenticator
+
 #: unfiltered scopes the service needs to see every user's servers
 REQUIRED_SCOPES = ("list:users", "read:servers")
 PAGE_LIMIT = 200  # the hub's largest page by default
@@ -176,7 +178,7 @@ class ServerWatchLoop:
 
 
 async def start_server_watch(
-    watch: ServerWatch, authenticator: object, clusters: Any
+    watch: ServerWatch, authenticator: Authenticator, clusters: Any
 ) -> ServerWatchLoop | None:
     """Start the watch if it is enabled and can work; say at start why it cannot.
 
@@ -185,15 +187,16 @@ async def start_server_watch(
     if not watch.enabled:
         watch.log.info("server watch off (ServerWatch.enabled = False)")
         return None
-    hub_get = getattr(authenticator, "hub_get", None)
-    own_scopes = getattr(authenticator, "own_scopes", None)
-    if hub_get is None or own_scopes is None:
+    hub = authenticator.hub_api()
+    if hub is None:
         watch.log.info(
-            "server watch off: clusters follow notebook servers only with JupyterHub auth"
+            "server watch off: clusters follow notebook servers only with an authenticator "
+            "that knows the hub (JupyterHub auth)"
         )
         return None
+    hub_get = hub.hub_get
     try:
-        missing = watch.missing_scopes(await own_scopes())
+        missing = watch.missing_scopes(await hub.own_scopes())
     except Exception as exc:
         # the hub may come up after us; the loop's first rounds will say if it stays away
         watch.log.warning("server watch: could not read this service's scopes (%s)", exc)

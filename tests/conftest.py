@@ -7,6 +7,7 @@
 - Every process the tests start runs in a pytest temporary directory; at the end
   of the session none may still run there. A leftover is reported with the test
   that was running when it was started.
+- No asyncio task outlives the loop it ran on (``tests/task_guard.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 
 import psutil
 import pytest
+
+pytest_plugins = ["tests.task_guard"]
 
 _SECOND_NAMES = {"controller", "client", "hub_service"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from traitlets.config import LoggingConfigurable
 
@@ -12,6 +12,19 @@ if TYPE_CHECKING:
     from tornado.web import RequestHandler
 
     from ..metrics import ServiceMetrics
+
+
+class HubAPI(Protocol):
+    """The hub's REST API, as this service: what policies that follow the hub need."""
+
+    async def hub_get(self, path: str) -> Any:
+        """GET ``path`` (e.g. ``/users?state=active``) with the service's token; decoded JSON.
+
+        Raises when the hub cannot be asked or answers anything but 200.
+        """
+
+    async def own_scopes(self) -> set[str]:
+        """The scopes the hub granted this service's token."""
 
 
 class Authenticator(LoggingConfigurable):
@@ -44,6 +57,12 @@ class Authenticator(LoggingConfigurable):
         Methods without scopes answer False: such requests are refused, never let in.
         """
         return False
+
+    def hub_api(self) -> HubAPI | None:
+        """The hub API, for policies that follow the hub's state (clusters stop with
+        their owner's notebook server). None, the default: this method knows no hub,
+        and such policies stay off (the service says so at start)."""
+        return None
 
     def extra_handlers(self, prefix: str) -> list[tuple]:
         """Extra tornado routes this method needs (e.g. an OAuth callback)."""

@@ -331,6 +331,9 @@ class JupyterHubAuthenticator(Authenticator):
         identity = await self._lookup(token)
         return scope in identity.scopes
 
+    def hub_api(self) -> JupyterHubAuthenticator:
+        return self  # hub_get and own_scopes below, with the service's own token
+
     async def hub_get(self, path: str) -> Any:
         """GET ``path`` of the hub API with the service's own token; the decoded JSON.
 

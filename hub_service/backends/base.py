@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from jhub_gateway import redact
 from jhub_gateway.models import Cluster, ClusterStatus, User
 
 from ..cluster_config import ClusterConfig
+
+log = logging.getLogger("jhub_gateway.hub_service")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class ClusterRegistry:
         # any change at all, for live pages: a counter, and an event replaced on each change
         self.version = 0
         self._any_changed = asyncio.Event()
+        #: called with (name, cluster or None once removed) on every change, where the
+        #: change happens: what counts state transitions (metrics) hooks in here
+        self.observers: list[Callable[[str, Cluster | None], None]] = []
 
     def add(self, cluster: Cluster) -> None:
         redact.register_secret(cluster.token)
@@ -71,6 +77,12 @@ class ClusterRegistry:
         self.version += 1
         self._any_changed.set()
         self._any_changed = asyncio.Event()
+        cluster = self._clusters.get(name)
+        for observer in self.observers:
+            try:
+                observer(name, cluster)
+            except Exception:  # an observer's fault must not stop a cluster's change
+                log.exception("cluster change observer failed for %s", name)
 
     async def wait_for_any_change(self, since: int, timeout: float) -> int:
         """The version after ``since`` (at once if already past it), or as it is at ``timeout``."""

@@ -6,7 +6,7 @@ from jhub_gateway.models import Cluster, ClusterStatus
 
 from ..errors import InvalidOptions
 from .base import BaseHandler
-from .event_stream import stream_events, wants_stream
+from .event_stream import ServerSentEvents, stream_events, wants_stream
 
 WAIT_SECONDS = 20.0  # long-poll length of ``?wait`` (upstream's client re-polls after it)
 
@@ -92,7 +92,7 @@ class AdaptHandler(BaseHandler):
         self.write_json(result.to_dict())
 
 
-class EventsHandler(BaseHandler):
+class EventsHandler(ServerSentEvents):
     async def get(self, name: str) -> None:
         if wants_stream(self.request.headers.get("Accept")):
             await stream_events(self, name)

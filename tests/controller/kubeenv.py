@@ -26,8 +26,7 @@ import yaml
 from aiohttp import web
 
 from jhub_gateway import crd
-from jhub_gateway.dashboard_credential import HEADER as DASHBOARD_CREDENTIAL_HEADER
-from jhub_gateway.dashboard_credential import dashboard_credential
+from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
 from jhub_gateway.kube.client import DASKCLUSTERS, PODS, SECRETS, KubeClient, KubeError
 from tests.kube.accounts import grant, issue_token, traefik_access
 from tests.polling import until
@@ -136,18 +135,19 @@ class HeartbeatSink:
         return web.json_response({})
 
     async def _auth(self, request: web.Request) -> web.Response:
-        ok = request.headers.get("Authorization") == f"token {AUTH_TOKEN}"
-        if not ok:
+        if request.headers.get("Authorization") != f"token {AUTH_TOKEN}":
             return web.json_response({}, status=401)
-        # like the service: hand Traefik the cluster's dashboard credential
+        # As the api service does: a 200 carries the cluster's dashboard credential,
+        # which Traefik copies onto the proxied request and the scheduler requires.
         path = request.headers.get("X-Forwarded-Uri", "")
-        public = path.split("/clusters/", 1)[-1].split("/", 1)[0]
-        ns, name = crd.parse_public_name(public)
-        secret = await self.client.get(SECRETS, f"dask-credentials-{name}", ns)
+        public = path.split("/")[2] if path.startswith("/clusters/") else ""
+        try:
+            ns, name = crd.parse_public_name(public)
+            secret = await self.client.get(SECRETS, f"dask-credentials-{name}", ns)
+        except (ValueError, KubeError):
+            return web.json_response({}, status=404)
         token = base64.b64decode(secret["data"]["api-token"]).decode()
-        return web.json_response(
-            {}, headers={DASHBOARD_CREDENTIAL_HEADER: dashboard_credential(token)}
-        )
+        return web.json_response({}, headers={HEADER: dashboard_credential(token)})
 
     async def stop(self) -> None:
         if self._runner is not None:

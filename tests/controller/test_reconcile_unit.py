@@ -121,19 +121,24 @@ async def test_a_new_cluster_gets_its_children_once_even_with_a_slow_informer() 
         ("create", "ingressroutetcps"),
         ("create", "ingressroutes"),
     ]
-    assert calls[-1][0] == "status"
+    # A Pending cluster's status is progress: held back, to join a later write.
+    assert [c for c in calls if c[0] == "status"] == []
+    # The informer has delivered nothing yet: a second pass must create nothing again.
+    await w.run()
+    assert w.client.take() == []
+    w.sync()
+    w.now += SETTINGS.progress_status_delay
+    await w.run()
+    assert w.client.take() == [("status", "daskclusters", "c1")]  # no create once it has
     patch = w.client.status_patches[-1]
     assert patch["phase"] == "Pending" and patch["credentials"] == "dask-credentials-c1"
     assert patch["observedGeneration"] == 1
     assert {c["type"]: c["status"] for c in patch["conditions"]} == {
         "Failed": "False", "Progressing": "True", "Ready": "False"
     }  # fmt: skip
-    # The informer has delivered nothing yet: a second pass must create nothing again.
-    await w.run()
-    assert w.client.take() == []
     w.sync()
     await w.run()
-    assert w.client.take() == []  # and nothing once it has
+    assert w.client.take() == []
 
 
 async def test_ready_scheduler_makes_it_running_with_pod_ip_addresses() -> None:
@@ -250,6 +255,7 @@ async def test_scheduler_start_timeout_fails_with_the_pods_reason(status: dict, 
     w.now = T0 + 10
     after = await w.run()
     assert after == pytest.approx(20, abs=0.1)  # woken at the deadline, not polled
+    w.sync()
     assert w.status["phase"] == "Pending"
     w.now = T0 + 31
     await w.run()

@@ -240,7 +240,7 @@ def test_each_user_has_a_uid_of_their_own(gateway, clusters):
 
 
 def test_service_command_line_and_credentials_files(gateway, clusters):
-    cmdline = open(f"/proc/{gateway.proc.pid}/cmdline", "rb").read().decode()
+    cmdline = Path(f"/proc/{gateway.proc.pid}/cmdline").read_bytes().decode()
     bob, _ = clusters["bob"]
     for name, value in _secrets(gateway, bob.name).items():
         assert value not in cmdline, name

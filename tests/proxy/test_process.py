@@ -40,6 +40,7 @@ def test_traefik_dies_with_a_sigkilled_parent(tmp_path):
     finally:
         parent.kill()
         parent.wait()
+        parent.stdout.close()
     deadline = time.monotonic() + 30
     while traefik.is_running() and traefik.status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "traefik outlived its parent"

@@ -68,20 +68,23 @@ def running(backend: RecordingBackend, name: str, api_address: str, **config) ->
 async def hung_scheduler():
     """A scheduler API that accepts connections and requests but never answers."""
     received = asyncio.Event()
+    release = asyncio.Event()
     writers = []
 
     async def on_connect(reader, writer):
         writers.append(writer)
         await reader.readuntil(b"\r\n\r\n")
         received.set()
-        await asyncio.Event().wait()  # hold the request open until the test ends
+        await release.wait()  # hold the request open until the test ends
 
     server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}", received
+    release.set()
     for writer in writers:
         writer.close()
     server.close()
+    await server.wait_closed()
 
 
 def service(backend: Backend, **quotas) -> ClusterService:

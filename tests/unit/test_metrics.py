@@ -1,10 +1,11 @@
-"""ServiceMetrics: gauges and start counters derived from the clusters the service knows."""
+"""ServiceMetrics: gauges from the clusters the service knows, start counters from changes."""
 
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 from traitlets.config import Config
 
+from jhub_gateway.hub_service.backends.base import ClusterRegistry
 from jhub_gateway.hub_service.metrics import ServiceMetrics
 from jhub_gateway.hub_service.quotas import Footprint
 from jhub_gateway.models import Cluster, ClusterEvent, ClusterStatus
@@ -60,13 +61,23 @@ def test_gauges_sum_active_clusters_only():
     assert "alice" not in m.render().decode()
 
 
+def started(name: str, user: str, end: ClusterStatus, reason: str = "", ran_after=None):
+    """A cluster as the backend shows it: first pending, then at ``end``."""
+    pending = cluster(name, user, ClusterStatus.PENDING)
+    return pending, cluster(name, user, end, reason, ran_after)
+
+
 def test_each_start_counts_once_with_its_latency_and_failures_by_reason():
     m = ServiceMetrics()
-    running = cluster("a", "alice", ClusterStatus.RUNNING, ran_after=2.5)
-    failed = cluster("f", "bob", ClusterStatus.FAILED, "StartTimeout")
-    odd = cluster("g", "bob", ClusterStatus.FAILED, "no such <reason>")
-    for _ in range(3):  # scrapes repeat; a start is counted the first time it is seen
-        m.refresh([(running, footprint(0)), (failed, footprint(0)), (odd, footprint(0))])
+    for pending, end in (
+        started("a", "alice", ClusterStatus.RUNNING, ran_after=2.5),
+        started("f", "bob", ClusterStatus.FAILED, "StartTimeout"),
+        started("g", "bob", ClusterStatus.FAILED, "no such <reason>"),
+    ):
+        m.observe_cluster(pending.name, pending)
+        for _ in range(3):  # changes repeat (heartbeats, relists); a start counts once
+            m.observe_cluster(end.name, end)
+    m.refresh([])  # a scrape derives nothing: the counts are already there
     assert value(m, "jhub_gateway_cluster_starts_total", outcome="running", reason="Started") == 1
     assert (
         value(m, "jhub_gateway_cluster_starts_total", outcome="failed", reason="StartTimeout") == 1
@@ -79,12 +90,55 @@ def test_each_start_counts_once_with_its_latency_and_failures_by_reason():
     assert value(m, "jhub_gateway_cluster_start_duration_seconds_bucket", le="2.0") == 0
 
 
+def test_a_start_purged_before_any_scrape_still_counts():
+    m = ServiceMetrics()
+    pending, failed = started("p", "alice", ClusterStatus.FAILED, "SchedulerExited")
+    m.observe_cluster("p", pending)
+    m.observe_cluster("p", failed)
+    m.observe_cluster("p", None)  # purged
+    m.refresh([])
+    assert (
+        value(m, "jhub_gateway_cluster_starts_total", outcome="failed", reason="SchedulerExited")
+        == 1
+    )
+
+
+def test_clusters_first_seen_past_their_start_are_not_counted():
+    # a restarted service re-adopts its clusters; a new replica lists the others' clusters
+    m = ServiceMetrics()
+    m.observe_cluster("r", cluster("r", "alice", ClusterStatus.RUNNING, ran_after=1.0))
+    m.observe_cluster("x", cluster("x", "bob", ClusterStatus.FAILED, "StartTimeout"))
+    stopped = started("s", "carol", ClusterStatus.STOPPED, "StopRequested")
+    for c in stopped:  # stopped before it ran: not a start that ended
+        m.observe_cluster("s", c)
+    assert not [k for k in samples(m) if k[0] == "jhub_gateway_cluster_starts_total"]
+    assert value(m, "jhub_gateway_cluster_start_duration_seconds_count") == 0
+
+
 def test_kubernetes_ready_condition_marks_the_start():
     m = ServiceMetrics()
-    c = cluster("k", "alice", ClusterStatus.RUNNING)
-    c.events.append(ClusterEvent(1004.0, "Ready=True", "SchedulerReady"))
-    m.refresh([(c, footprint(0))])
+    pending = cluster("k", "alice", ClusterStatus.PENDING)
+    ready = cluster("k", "alice", ClusterStatus.RUNNING)
+    ready.events.append(ClusterEvent(1004.0, "Ready=True", "SchedulerReady"))
+    m.observe_cluster("k", pending)
+    m.observe_cluster("k", ready)
     assert value(m, "jhub_gateway_cluster_start_duration_seconds_sum") == 4.0
+
+
+def test_the_registry_tells_its_observers_of_every_change_and_removal():
+    seen: list[tuple[str, ClusterStatus | None]] = []
+    registry = ClusterRegistry()
+
+    def broken(name, c):
+        raise RuntimeError("an observer's fault")
+
+    registry.observers.extend([broken, lambda n, c: seen.append((n, c and c.status))])
+    c = Cluster(name="c", username="alice")
+    registry.add(c)
+    c.status = ClusterStatus.RUNNING
+    registry.notify("c")
+    registry.remove("c")
+    assert seen == [("c", ClusterStatus.PENDING), ("c", ClusterStatus.RUNNING), ("c", None)]
 
 
 def test_per_user_series_when_enabled_and_cleared_when_gone():

@@ -6,7 +6,10 @@ import pytest
 from traitlets import TraitError
 from traitlets.config import Config
 
-from jhub_gateway.hub_service.server_watch import HubUnavailable, ServerWatch
+from jhub_gateway.hub_service.auth.base import Authenticator
+from jhub_gateway.hub_service.auth.simple import SimpleAuthenticator
+from jhub_gateway.hub_service.server_watch import HubUnavailable, ServerWatch, start_server_watch
+from tests.polling import until
 
 
 def watch(grace: float = 10.0) -> ServerWatch:
@@ -81,3 +84,65 @@ def test_bad_config_is_refused(trait, value):
     setattr(config.ServerWatch, trait, value)
     with pytest.raises(TraitError, match=f"ServerWatch.{trait}"):
         ServerWatch(config=config)
+
+
+class FakeHub:
+    def __init__(self, scopes: set[str], active: list[str]) -> None:
+        self.scopes = scopes
+        self.active = active
+        self.asked: list[str] = []
+
+    async def hub_get(self, path: str):
+        self.asked.append(path)
+        return {"items": [{"name": n} for n in self.active], "_pagination": {"next": None}}
+
+    async def own_scopes(self) -> set[str]:
+        return self.scopes
+
+
+class HubAuth(Authenticator):
+    def __init__(self, hub: FakeHub) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def hub_api(self) -> FakeHub:
+        return self.hub
+
+
+class FakeClusters:
+    def __init__(self) -> None:
+        self.stopped: list[tuple[str, str]] = []
+
+    def owners_bound_to_servers(self, allow_opt_out: bool) -> set[str]:
+        return {"alice", "bob"}
+
+    async def stop_for_server_gone(self, username: str, message: str, allow_opt_out: bool) -> int:
+        self.stopped.append((username, message))
+        return 1
+
+
+async def test_the_watch_needs_an_authenticator_that_offers_the_hub(caplog):
+    caplog.set_level("INFO")
+    assert SimpleAuthenticator().hub_api() is None
+    assert await start_server_watch(watch(), SimpleAuthenticator(), FakeClusters()) is None
+    assert "server watch off" in caplog.text
+
+
+async def test_the_watch_refuses_to_start_without_its_scopes(caplog):
+    hub = FakeHub({"list:users"}, [])
+    assert await start_server_watch(watch(), HubAuth(hub), FakeClusters()) is None
+    assert "lacks read:servers" in caplog.text
+    assert hub.asked == []
+
+
+async def test_the_watch_asks_the_authenticators_hub_and_stops_the_absent():
+    hub = FakeHub({"list:users", "read:servers"}, ["bob"])
+    clusters = FakeClusters()
+    loop = await start_server_watch(watch(grace=0), HubAuth(hub), clusters)
+    assert loop is not None
+    try:
+        await until(lambda: clusters.stopped, what="alice's clusters stopped")
+    finally:
+        await loop.stop()
+    assert [name for name, _ in clusters.stopped] == ["alice"]
+    assert hub.asked[0].startswith("/users?state=active")
