@@ -68,6 +68,19 @@ class Setup(NamedTuple):
         return f"http://{self.external_ip}"
 
 
+def watch_started(setup: Setup, pod: str) -> bool:
+    """Whether the api pod's log says its server watch runs (its own hub token works)."""
+
+    def said() -> bool:
+        return "server watch on" in setup.kubectl("logs", "-n", NAMESPACE, pod, "-c", "api")
+
+    try:
+        return bool(wait_for(said, timeout=30, what="server watch started with the service token"))
+    except TimeoutError:
+        log = setup.kubectl("logs", "-n", NAMESPACE, pod, "-c", "api")
+        raise AssertionError(log[-3000:]) from None
+
+
 def api_pods(setup: Setup) -> list[dict]:
     pods = setup.get("pods", "-l", "app.kubernetes.io/component=api")["items"]
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
@@ -123,17 +136,7 @@ def test_upgrade_to_jupyterhub_finds_hub_and_token_and_drops_the_password(setup:
 
     # the service token from z2jh's Secret works at the hub: the api reads its own
     # role there (the server watch needs list:users and read:servers)
-    name = pod["metadata"]["name"]
-
-    def watch_said() -> str:
-        log = setup.kubectl("logs", "-n", NAMESPACE, name, "-c", "api")
-        return "server watch on" if "server watch on" in log else ""
-
-    try:
-        wait_for(watch_said, timeout=30, what="server watch started with the service token")
-    except TimeoutError:
-        log = setup.kubectl("logs", "-n", NAMESPACE, name, "-c", "api")
-        raise AssertionError(log[-3000:]) from None
+    assert watch_started(setup, pod["metadata"]["name"])
 
     with Gateway(setup.address, auth=BasicAuth("alice", PASSWORD)) as gateway:
         with pytest.raises(aiohttp.ClientResponseError) as info:
@@ -182,3 +185,21 @@ def test_tokens_the_hub_does_not_vouch_for_are_refused(
         with pytest.raises(aiohttp.ClientResponseError) as info:
             gateway.list_clusters()
     assert info.value.status == status
+
+
+def test_explicit_token_and_url_still_work(setup: Setup) -> None:
+    # the other-namespace recipe: the token given in the values, the hub by a two-part name
+    setup.release.upgrade_install(
+        JUPYTERHUB_YAML
+        + "    jupyterhub:\n"
+        + f"      apiToken: {setup.z2jh.gateway_token}\n"
+        + f"      apiUrl: http://hub.{NAMESPACE}:8081/hub/api\n"
+    )
+    (pod,) = api_pods(setup)
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    ref = env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": API, "key": "jupyterhub-api-token"}
+    assert "jupyterhub-api-token" in setup.get("secret", API)["data"]
+    assert watch_started(setup, pod["metadata"]["name"])
+    with Gateway(setup.address, auth=JupyterHubAuth(api_token=setup.hub.user_token("alice"))) as g:
+        assert g.list_clusters() == []
