@@ -20,14 +20,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode, validate
 from traitlets.config import Application
 from traitlets.config.loader import PyFileConfigLoader
 
 from jhub_gateway import __version__
-from jhub_gateway.kube.client import KubeClient
+from jhub_gateway.kube.client import KubeClient, KubeError
 from jhub_gateway.kube.ratelimit import RateLimiter
 
+from .crd_upgrade import CrdUpgradeError, upgrade_crds
 from .health import HealthServer
 from .leader import LeaderElector
 from .manager import Controller, RunSettings
@@ -67,6 +69,7 @@ class KubeController(Application):
         "kubeconfig": "KubeController.kubeconfig",
         "log-level": "Application.log_level",
         "health-address": "KubeController.address",
+        "crd-dir": "KubeController.crd_dir",
     }
 
     config_file = Unicode(
@@ -77,6 +80,13 @@ class KubeController(Application):
     kubeconfig = Unicode(
         "",
         help="Kubeconfig file; empty = in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config.",
+        config=True,
+    )
+    crd_dir = Unicode(
+        "",
+        help="Directory of CustomResourceDefinition YAML files (the chart's crds/) whose "
+        "specs are patched onto the cluster's CRDs at start, before anything is watched; "
+        "empty = leave the CRDs alone.",
         config=True,
     )
     address = Unicode(
@@ -234,6 +244,13 @@ class KubeController(Application):
         client = await KubeClient.connect(
             self.kubeconfig or None, limiter=limiter, user_agent=f"{USER_AGENT}/{__version__}"
         )
+        if self.crd_dir:
+            # before the informers: they list and watch resources of these CRDs
+            try:
+                await upgrade_crds(client, Path(self.crd_dir))
+            except (CrdUpgradeError, KubeError, OSError, yaml.YAMLError) as exc:
+                await client.close()
+                raise SystemExit(f"jhub-gateway-controller: could not update CRDs: {exc}") from None
         elector = None
         if self.leader_election:
             identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,7 @@
 # The api and controller image: ghcr.io/jhub-gateway/jhub-gateway:<version>.
 # The chart always gives the command (jhub-gateway / jhub-gateway-controller /
-# python -m jhub_gateway.hub_service.crd_apply). Build from the repository root
-# (see docker/README.md); VERSION must equal the package version.
+# python -m jhub_gateway.hub_service.release_cleanup). Build from the repository
+# root (see docker/README.md); VERSION must equal the package version.
 ARG PYTHON=3.11
 
 FROM python:${PYTHON}-slim-bookworm AS build

@@ -17,6 +17,9 @@ __all__ = ["configure", "hub_api_url", "log_level"]
 
 KEYTAB_PATH = "/etc/jhub-gateway-kerberos/http.keytab"
 DATA_DIR = "/var/lib/jhub-gateway"
+# zero-to-jupyterhub's hub Service, as seen from a pod in the same namespace
+DEFAULT_HUB_API_URL = "http://hub:8081/hub/api"
+SERVICE_NAME = "dask-gateway"
 
 _LEVELS = {"WARN": "WARNING", "FATAL": "CRITICAL", "PANIC": "CRITICAL", "TRACE": "DEBUG"}
 
@@ -37,18 +40,19 @@ def _get(values: Mapping[str, Any] | None, *path: str) -> Any:
     return node
 
 
-def hub_api_url(namespace: str, environ: Mapping[str, str]) -> str:
-    """The JupyterHub API of the ``hub`` Service in the same namespace.
+def hub_api_url(auth: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """The JupyterHub API the gateway checks tokens with.
 
-    Kubernetes gives pods ``HUB_SERVICE_HOST``/``HUB_SERVICE_PORT`` for a Service
-    named ``hub`` that existed when the pod started; otherwise the Service's DNS
-    name and zero-to-jupyterhub's port (8081) are used.
+    The chart puts ``gateway.auth.jupyterhub.apiUrl``, or zero-to-jupyterhub's
+    ``hub`` Service in the same namespace, into ``JUPYTERHUB_API_URL`` (a Service
+    name in the pod's environment, so cluster DNS resolves it); the values are the
+    fallback for a config file checked outside the pod.
     """
-    host, port = environ.get("HUB_SERVICE_HOST"), environ.get("HUB_SERVICE_PORT")
-    if host and port:
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/hub/api"
-    return f"http://hub.{namespace}:8081/hub/api"
+    return (
+        environ.get("JUPYTERHUB_API_URL")
+        or _get(auth, "jupyterhub", "apiUrl")
+        or DEFAULT_HUB_API_URL
+    )
 
 
 def _resources(c: Any, backend: Mapping[str, Any]) -> None:
@@ -111,10 +115,11 @@ def _auth(
             c.KerberosAuthenticator.service_name = service
     elif kind == "jupyterhub":
         c.GatewayApp.authenticator = "jupyterhub"
-        url = _get(auth, "jupyterhub", "apiUrl") or hub_api_url(settings["namespace"], environ)
-        c.JupyterHubAuthenticator.api_url = url
-        # the token comes from JUPYTERHUB_API_TOKEN (a Secret); the hub knows us by this name
-        c.JupyterHubAuthenticator.service_name = "dask-gateway"
+        c.JupyterHubAuthenticator.api_url = hub_api_url(auth, environ)
+        # the token comes from JUPYTERHUB_API_TOKEN (a Secret); the hub knows us by this
+        # name, and tokens need access to it (upstream checks only when the name is set)
+        name = _get(auth, "jupyterhub", "jupyterhubServiceName") or SERVICE_NAME
+        c.JupyterHubAuthenticator.service_name = name
     elif kind == "custom":
         cls = _get(auth, "custom", "class")
         if not cls:

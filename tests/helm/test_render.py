@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import jsonschema
 import kubernetes_validate
 import pytest
+from traitlets.config import Config
+
+from jhub_gateway.hub_service.chart_values import configure
 
 from .chart import (
     FULLNAME,
@@ -195,8 +200,39 @@ def test_extra_config_string_is_appended() -> None:
 
 def test_jupyterhub_token_from_the_hub_secret_by_default() -> None:
     docs = render(SCENARIOS["jupyterhub same namespace"])
-    ref = env_of(container(docs, API))["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
+    env = env_of(container(docs, API))
+    ref = env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "hub", "key": "hub.services.dask-gateway.apiToken"}
+    # z2jh's hub Service, by its DNS name in the same namespace
+    assert env["JUPYTERHUB_API_URL"]["value"] == "http://hub:8081/hub/api"
+    labels = docs[API]["spec"]["template"]["metadata"]["labels"]
+    assert labels["hub.jupyter.org/network-access-hub"] == "true"  # z2jh's hub NetworkPolicy
+
+
+def _configured(user_values: str, environ: dict[str, str]) -> Config:
+    """The traitlets config the api pod builds from the rendered file (as configure runs it)."""
+    text = config_text(render(user_values))
+    settings = json.loads(
+        json.loads(text.split("configure(c, json.loads(", 1)[1].rsplit("))", 1)[0])
+    )
+    c = Config()
+    configure(c, settings, environ)
+    return c
+
+
+def test_jupyterhub_url_and_service_name_reach_the_authenticator() -> None:
+    c = _configured(SCENARIOS["jupyterhub same namespace"], {})
+    assert c.GatewayApp.authenticator == "jupyterhub"
+    assert c.JupyterHubAuthenticator.api_url == "http://hub:8081/hub/api"
+    assert c.JupyterHubAuthenticator.service_name == "dask-gateway"
+    # in the pod the URL comes from the environment the chart sets (the kubelet resolves it)
+    c = _configured(SCENARIOS["jupyterhub same namespace"], {"JUPYTERHUB_API_URL": "http://x/a"})
+    assert c.JupyterHubAuthenticator.api_url == "http://x/a"
+    named = (
+        SCENARIOS["jupyterhub same namespace"]
+        + "    jupyterhub:\n      jupyterhubServiceName: dg\n"
+    )
+    assert _configured(named, {}).JupyterHubAuthenticator.service_name == "dg"
 
 
 def test_jupyterhub_explicit_token_goes_to_our_secret_not_the_config() -> None:
@@ -206,7 +242,8 @@ def test_jupyterhub_explicit_token_goes_to_our_secret_not_the_config() -> None:
     assert "jupyterhub-api-token" in docs[("Secret", f"api-{FULLNAME}")]["data"]
     text = config_text(docs)
     assert "0123456789abcdef" not in text
-    assert "https://hub.example.org:443/hub/api" in text
+    env = env_of(container(docs, API))
+    assert env["JUPYTERHUB_API_URL"]["value"] == "https://hub.example.org:443/hub/api"
 
 
 def test_separate_tcp_port_adds_an_entrypoint_and_service_port() -> None:

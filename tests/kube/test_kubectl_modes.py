@@ -8,6 +8,7 @@ what its Role grants and nothing else.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -115,6 +116,32 @@ async def test_server_side_apply_owns_fields_and_reports_conflicts(kubectl: Kube
     await kubectl.ok("apply", "--server-side", "-f", "-", stdin=configmap("ssa", {}))
     obj = await get_yaml(kubectl, "configmap", "ssa")
     assert obj["data"] == {"a": "changed"}
+
+
+def _env_deployment(env: list[dict]) -> str:
+    container = {"name": "c", "image": "python", "command": ["true"], "env": env}
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "envs"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}},
+                              "spec": {"containers": [container]}}},
+    })  # fmt: skip
+
+
+async def test_server_side_apply_prunes_a_keyed_list_item_whole(kubectl: Kubectl) -> None:
+    # helm upgrade dropping an env var: the item goes, key and all (no {} left behind)
+    ref = {"secretKeyRef": {"name": "s", "key": "k"}}
+    first = [
+        {"name": "A", "value": "1"},
+        {"name": "B", "valueFrom": ref},
+        {"name": "C", "value": "3"},
+    ]
+    await kubectl.ok("apply", "--server-side", "-f", "-", stdin=_env_deployment(first))
+    await kubectl.ok("apply", "--server-side", "-f", "-",
+                     stdin=_env_deployment([first[0], first[2]]))  # fmt: skip
+    obj = await get_yaml(kubectl, "deployment", "envs")
+    env = obj["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]
 
 
 async def test_diff_shows_changes_and_exits_by_outcome(kubectl: Kubectl) -> None:

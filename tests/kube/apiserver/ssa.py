@@ -303,8 +303,14 @@ def apply(live: dict[str, Any], applied: dict[str, Any], manager: str, force: bo
         others = [(e, o - fields) for e, o in others]
     taken = set().union(*(o for _, o in others)) if others else set()
     new = copy.deepcopy(live)
-    for path in sorted(previous - fields, key=len, reverse=True):
+    removed = previous - fields
+    # a list item nobody else holds a part of goes as a whole (its key fields with it)
+    whole = {p for p in removed if p[-1].startswith(("k:", "v:"))
+             and not any(t[: len(p)] == p for t in taken)}  # fmt: skip
+    for path in sorted(removed, key=len, reverse=True):
         if path in taken or any(p[: len(path)] == path for p in taken):
+            continue
+        if any(len(path) > len(w) and path[: len(w)] == w for w in whole):
             continue
         _delete(_owned_root(new, path), path[1:] if path[0] == "f:metadata" else path)
         _drop_empty(_owned_root(new, path), path[1:] if path[0] == "f:metadata" else path)
