@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import collections
 import contextlib
 import json
@@ -46,26 +45,26 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psutil
 import yaml
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_kube_controller import (  # noqa: E402
+from benchmarks.kubebench import (  # noqa: E402
     CONTROLLER_UA,
+    NS,
     CountingEmulator,
-    _kind_of,
+    Side,
+    lifecycle,
+    poll,
     usage,
 )
 from jhub_gateway.kube.client import (  # noqa: E402
     DASKCLUSTERS,
     PODS,
-    SECRETS,
     KubeClient,
     KubeError,
     Resource,
@@ -80,7 +79,6 @@ from tests.controller.kubeenv import (  # noqa: E402
     install_crds,
 )
 
-NS = "bench"
 UPSTREAM_INSTANCE = "upbench"
 UPSTREAM_TOKEN = "upstream-controller"
 UPSTREAM_DASKCLUSTERS = Resource("gateway.dask.org", "v1alpha1", "daskclusters")
@@ -158,16 +156,13 @@ def upstream_crd() -> dict[str, Any]:
     }
 
 
-class Who:
+def who(request: Any) -> str:
     """Which controller sent a request: ours by User-Agent, upstream's by its token."""
-
-    @staticmethod
-    def of(request: Any) -> str:
-        if request.headers.get("User-Agent", "").startswith(CONTROLLER_UA):
-            return "ours"
-        if request.headers.get("Authorization") == f"Bearer {UPSTREAM_TOKEN}":
-            return "upstream"
-        return "other"
+    if request.headers.get("User-Agent", "").startswith(CONTROLLER_UA):
+        return "ours"
+    if request.headers.get("Authorization") == f"Bearer {UPSTREAM_TOKEN}":
+        return "upstream"
+    return "other"
 
 
 class UpstreamSink(HeartbeatSink):
@@ -263,114 +258,6 @@ class UpstreamController:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-async def poll(check: Callable[[], Awaitable[Any]], timeout: float, what: str,
-               period: float = 0.05) -> Any:  # fmt: skip
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(period)
-    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-async def connected_workers(dashboard: str) -> int:
-    """Workers connected to the scheduler, from its own HTTP server (same for both sides)."""
-    async with aiohttp.ClientSession() as session:
-        try:
-            async with session.get(f"{dashboard}/json/counts.json") as resp:
-                return int((await resp.json(content_type=None)).get("workers", 0))
-        except (aiohttp.ClientError, ValueError):
-            return 0
-
-
-async def post_scale(api_address: str, token: str, count: int) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{api_address}/api/comm", json={"op": "scale", "count": count},
-                                headers={"Authorization": f"token {token}"}) as resp:  # fmt: skip
-            resp.raise_for_status()
-
-
-class Side:
-    """One controller under test: how to make, watch and address its DaskClusters."""
-
-    def __init__(self, who: str, resource: Resource, sink: HeartbeatSink,
-                 make: Callable[[str], Awaitable[dict[str, Any]]]) -> None:  # fmt: skip
-        self.who = who
-        self.resource = resource
-        self.sink = sink
-        self.make = make
-
-
-async def lifecycle(emu: CountingEmulator, client: KubeClient, side: Side, name_hint: str
-                    ) -> dict[str, float]:  # fmt: skip
-    counts_before = collections.Counter(emu.counts)
-    body = await side.make(name_hint)
-    t0 = time.monotonic()
-    created = await client.create(side.resource, body, NS)
-    name = created["metadata"]["name"]
-    public = f"{NS}.{name}"
-
-    async def status() -> dict[str, Any]:
-        return (await client.get(side.resource, name, NS)).get("status") or {}
-
-    async def phase(wanted: str) -> dict[str, Any] | None:
-        st = await status()
-        if st.get("phase") == "Failed":
-            files = sorted((emu.emulator.workdir / "logs").glob(f"{NS}_dask-scheduler-{name}_*"))
-            logs = "".join(f.read_text(errors="replace")[-3000:] for f in files) or "(no log)"
-            raise RuntimeError(f"{side.who}: cluster failed: {st}\nscheduler log:\n{logs}")
-        return st if st.get("phase") == wanted else None
-
-    st = await poll(lambda: phase("Running"), 120, f"{side.who} Running")
-    started = time.monotonic() - t0
-    secret = await client.get(SECRETS, f"dask-credentials-{name}", NS)
-    token = base64.b64decode(secret["data"]["api-token"]).decode()
-    api, dashboard = st.get("apiAddress"), st.get("dashboardAddress")
-    if not api:  # upstream keeps no addresses in status: the scheduler pod's IP
-        pod = await client.get(PODS, f"dask-scheduler-{name}", NS)
-        api = f"http://{pod['status']['podIP']}:8788"
-        dashboard = f"http://{pod['status']['podIP']}:8787"
-    t1 = time.monotonic()
-    await post_scale(api, token, WORKERS)
-
-    async def scaled() -> bool:
-        return await connected_workers(dashboard) >= WORKERS
-
-    try:
-        await poll(scaled, 120, f"{side.who} {WORKERS} workers")
-    except TimeoutError as exc:
-        files = sorted((emu.emulator.workdir / "logs").glob(f"{NS}_dask-worker-{name}-*"))
-        tail = "".join(f.read_text(errors="replace")[-1500:] for f in files[:1]) or "(no log)"
-        beats = [m for n, m in side.sink.heartbeats if n == public][-1:]
-        raise TimeoutError(f"{exc}; last heartbeat {beats}; a worker's log:\n{tail}") from None
-    scale_s = time.monotonic() - t1
-    await client.patch(side.resource, name, {"spec": {"active": False}}, NS)
-    await poll(lambda: phase("Stopped"), 120, f"{side.who} Stopped")
-    await client.delete(side.resource, name, NS)
-
-    async def no_pods() -> bool:
-        pods, _ = await client.list(PODS, NS, label_selector=f"gateway.dask.org/cluster={name}")
-        return not pods
-
-    await poll(no_pods, 120, f"{side.who} pods gone")
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.sleep(1.0)  # let the controller finish reacting to the deletes
-    diff = collections.Counter(emu.counts)
-    diff.subtract(counts_before)
-    mine = {k: v for (who, k), v in diff.items() if who == side.who}
-    if name_hint == "life0":
-        writes = {k: v for k, v in sorted(mine.items()) if " " in k and v}
-        print(f"{side.who}: writes of lifecycle 1: {writes}")
-    return {
-        "new_cluster() until usable s": started,
-        f"scale({WORKERS}) until {WORKERS} workers s": scale_s,
-        "API writes": mine.get("write", 0),
-        "API reads": mine.get("read", 0),
-        "API watches": mine.get("watch", 0),
-    }
-
-
 async def run_interleaved(emu: CountingEmulator, client: KubeClient,
                           runners: list[tuple[Side, int]], runs: int,
                           upstream: UpstreamController) -> dict[str, dict[str, Any]]:  # fmt: skip
@@ -384,7 +271,7 @@ async def run_interleaved(emu: CountingEmulator, client: KubeClient,
             if side.who in failed:
                 continue
             try:
-                row = await lifecycle(emu, client, side, f"life{i}")
+                row = await lifecycle(emu, client, side, f"life{i}", detail=i == 0)
             except (TimeoutError, RuntimeError) as exc:
                 print(f"{side.who} did not complete a lifecycle: {exc}")
                 if side.who == "upstream":
@@ -480,26 +367,7 @@ async def main() -> None:
         root = args.workdir or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         # No RBAC: upstream's controller is told apart by a token of its own.
-        emu = CountingEmulator(root, rbac=False)
-        emu_who = Who.of
-
-        handle = emu.emulator.router.handle
-
-        async def counting(request: Any) -> Any:
-            who = emu_who(request)
-            if request.method == "GET":
-                kind = (
-                    "watch" if request.query.get("watch", "").lower() in ("true", "1") else "read"
-                )
-            else:
-                kind = "write"
-            emu.counts[(who, kind)] += 1
-            if kind == "write":
-                emu.counts[(who, f"{request.method} {_kind_of(request.path)}")] += 1
-            return await handle(request)
-
-        # replace the User-Agent-only counter with one that knows both controllers
-        emu.emulator.router.handle = counting  # type: ignore[method-assign]
+        emu = CountingEmulator(root, who=who, rbac=False)
         await emu.start()
         kubelet = await start_kubelet(emu.kubeconfig, emu.emulator.workdir)
         client = await KubeClient.connect(emu.kubeconfig)
@@ -529,7 +397,10 @@ async def main() -> None:
                         return daskcluster(f"{hint}-{int(time.time() * 1000) % 10**8}")
 
                     runners.append(
-                        (Side("ours", DASKCLUSTERS, ours_sink, ours), controller.proc.pid)
+                        (
+                            Side("ours", DASKCLUSTERS, ours, ours_sink.heartbeats),
+                            controller.proc.pid,
+                        )
                     )
                 if "upstream" in sides and (venv / "bin" / "dask-gateway-server").exists():
                     shim = root / "dns-shim"
@@ -547,7 +418,7 @@ async def main() -> None:
                     async def theirs(hint: str) -> dict[str, Any]:
                         return await upstream_body(venv, env)
 
-                    side = Side("upstream", UPSTREAM_DASKCLUSTERS, up_sink, theirs)
+                    side = Side("upstream", UPSTREAM_DASKCLUSTERS, theirs, up_sink.heartbeats)
                     runners.append((side, upstream.proc.pid))
                 results = await run_interleaved(emu, client, runners, args.runs, upstream)
             finally:

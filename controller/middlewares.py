@@ -50,12 +50,17 @@ class SharedMiddlewares:
             sent = self._sent.get((namespace, name))
             if sent and sent[1] == body["spec"] and time.monotonic() - sent[0] < 60:
                 continue  # written already; the informer has not caught up yet
-            if current is None:
-                try:
-                    await self.client.create(MIDDLEWARES, body, namespace)
-                except AlreadyExists:
-                    log.debug("middleware %s/%s exists (foreign or not cached yet)",
-                              namespace, name)  # fmt: skip
-            else:
-                await self.client.patch(MIDDLEWARES, name, {"spec": body["spec"]}, namespace)
+            # Marked before the call: the other reconcile workers of this namespace's
+            # clusters must not send the same create while this one is in flight.
             self._sent[(namespace, name)] = (time.monotonic(), body["spec"])
+            try:
+                if current is None:
+                    await self.client.create(MIDDLEWARES, body, namespace)
+                else:
+                    await self.client.patch(MIDDLEWARES, name, {"spec": body["spec"]},
+                                            namespace)  # fmt: skip
+            except AlreadyExists:
+                log.debug("middleware %s/%s exists (foreign or not cached yet)", namespace, name)
+            except BaseException:
+                self._sent.pop((namespace, name), None)  # not written: the next reconcile retries
+                raise

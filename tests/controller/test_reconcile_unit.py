@@ -6,6 +6,8 @@ second create while the informer lags, no status write when nothing changed.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from jhub_gateway.controller.cache import ClusterCache
@@ -16,7 +18,7 @@ from jhub_gateway.controller.reconcile import Reconciler
 from jhub_gateway.controller.secrets import new_credentials
 from jhub_gateway.controller.settings import ControllerSettings
 from jhub_gateway.controller.workqueue import QueueEmpty, WorkQueue
-from jhub_gateway.kube.client import Conflict, Gone, Unavailable
+from jhub_gateway.kube.client import Conflict, Gone, Resource, Unavailable
 
 from .fakes import CREATED, RecordingClient, cluster, exited, pending, running, set_pod_status
 
@@ -339,3 +341,23 @@ def test_backoff_grows_per_key_up_to_the_maximum() -> None:
                                                    clock=lambda: 0.0)  # fmt: skip
     delays = [requeue_after_error(queue, KEY, Unavailable(500, "x", "")) for _ in range(5)]
     assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+class YieldingClient(RecordingClient):
+    """Creates that take a while, as real API calls do: other reconciles run meanwhile."""
+
+    async def create(self, resource: Resource, body: dict, namespace: str | None = None) -> dict:
+        await asyncio.sleep(0.01)
+        return await super().create(resource, body, namespace)
+
+
+async def test_concurrent_first_clusters_of_a_namespace_create_its_middlewares_once() -> None:
+    cache = ClusterCache()
+    client = YieldingClient(cache)
+    reconciler = Reconciler(client, cache, SETTINGS, clock=lambda: T0 + 1)
+    names = [f"c{i}" for i in range(5)]
+    for name in names:
+        cache.apply("DaskCluster", "ADDED", cluster(name))
+    await asyncio.gather(*(reconciler.reconcile(("ns", n)) for n in names))
+    middlewares = [c for c in client.take() if c[:2] == ("create", "middlewares")]
+    assert sorted(c[2] for c in middlewares) == ["gw-dashboard-auth", "gw-dashboard-strip-prefix"]

@@ -45,6 +45,10 @@ node, ``emulated-node``:
   at 10 s), SIGKILL, then the pod object is deleted with grace period 0.
 * **EndpointSlices** (``discovery.k8s.io/v1``, ``<svc>-emulated``) for every
   Service with a selector, with ready/serving/terminating conditions.
+* **Simulated pods** (``simulated=True``, or per pod the annotation
+  ``emulated.kubelet/simulated: "true"|"false"``): no process, no volumes, no
+  probes; bound, given an IP and reported Running and Ready at once, removed
+  at once on deletion (KWOK-style, for benchmarks at scale).
 * **kube-proxy**: Services get a ClusterIP from 127.2.0.0/16 (written to
   ``spec.clusterIP`` when empty; an address outside it is mapped locally) and
   every TCP port of it forwards to a ready endpoint, round robin.

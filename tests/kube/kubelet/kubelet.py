@@ -18,6 +18,7 @@ from .mounts import MountNamespaces
 from .pod import PodWorker
 from .podenv import Resolver
 from .proxy import KubeProxy
+from .simulated import SimulatedPod, is_simulated
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Kubelet:
         self.workdir = Path(workdir)
         self.node_name = node_name
         self.pod_ips = LoopbackPool("127.1.0.0/16")
-        self.workers: dict[tuple[str, str], PodWorker] = {}
+        self.workers: dict[tuple[str, str], PodWorker | SimulatedPod] = {}
         # What pods get as KUBERNETES_SERVICE_HOST/PORT: the HTTPS listener if known.
         url = urlparse(in_cluster_url or api.host)
         self.api_host = url.hostname or "127.0.0.1"
@@ -134,7 +135,8 @@ class Kubelet:
                 return  # finished before this kubelet started; nothing to run
             if meta.get("deletionTimestamp") and not spec.get("nodeName"):
                 return  # never scheduled: removing it is the API server's business
-            worker = self.workers[key] = PodWorker(self, pod)
+            kind = SimulatedPod if is_simulated(pod, self.simulated) else PodWorker
+            worker = self.workers[key] = kind(self, pod)
             worker.start()
         worker.update(pod)
 
@@ -217,7 +219,8 @@ async def start_kubelet(
     """Start a kubelet for the API server in ``kubeconfig``; logs go under ``workdir``.
 
     ``in_cluster_url`` (an ``https://`` URL) and ``ca_pem`` are what pods get as
-    in-cluster config; ``simulated`` runs no processes (pods just become Ready).
+    in-cluster config; ``simulated`` runs no processes: pods become Running and
+    Ready at once (:mod:`.simulated`; a pod's annotation can choose either way).
     """
     api = await RawApi.from_kubeconfig(Path(kubeconfig))
     kubelet = Kubelet(

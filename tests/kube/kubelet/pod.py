@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import images
-from .api import JSON_PATCH, ApiError
+from .api import JSON_PATCH, ApiError, RawApi
 from .container import ContainerRunner, now_iso
 from .podenv import (
     ConfigError,
@@ -37,6 +37,36 @@ def _grace(pod: dict) -> float:
     if grace is None:
         grace = spec.get("terminationGracePeriodSeconds", 30)
     return min(float(grace), MAX_GRACE)
+
+
+async def bind(api: RawApi, pod: dict, node_name: str) -> bool:
+    """Schedule ``pod`` onto ``node_name`` (no-op if it has a node); False if that failed."""
+    if pod["spec"].get("nodeName"):
+        return True
+    meta = pod["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    path = f"/api/v1/namespaces/{ns}/pods/{name}"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": name, "namespace": ns},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+    }
+    try:
+        await api.request("POST", path + "/binding", body=body)
+        return True
+    except ApiError as exc:
+        if exc.status not in (404, 405):
+            log.warning("binding pod %s/%s failed: %s", ns, name, exc)
+            return False
+    # No binding subresource: fall back to setting spec.nodeName directly.
+    patch = [{"op": "add", "path": "/spec/nodeName", "value": node_name}]
+    try:
+        await api.request("PATCH", path, body=patch, content_type=JSON_PATCH)
+        return True
+    except ApiError as exc:
+        log.warning("scheduling pod %s/%s failed: %s", ns, name, exc)
+        return False
 
 
 class PodWorker:
@@ -123,7 +153,7 @@ class PodWorker:
             self._tasks.append(asyncio.create_task(self._terminate()))
 
     async def _run(self) -> None:
-        if not await self._bind():
+        if not await bind(self.k.api, self.pod, self.k.node_name):
             return
         self.pod_ip = self.k.pod_ips.allocate()
         self.start_time = now_iso()
@@ -138,31 +168,6 @@ class PodWorker:
         self.initialized = True
         self.changed()
         await asyncio.gather(*(r.run() for r in self.runners))
-
-    async def _bind(self) -> bool:
-        if self.pod["spec"].get("nodeName"):
-            return True
-        body = {
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": self.name, "namespace": self.ns},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": self.k.node_name},
-        }
-        try:
-            await self.k.api.request("POST", self.path + "/binding", body=body)
-            return True
-        except ApiError as exc:
-            if exc.status not in (404, 405):
-                log.warning("binding pod %s/%s failed: %s", self.ns, self.name, exc)
-                return False
-        # No binding subresource: fall back to setting spec.nodeName directly.
-        patch = [{"op": "add", "path": "/spec/nodeName", "value": self.k.node_name}]
-        try:
-            await self.k.api.request("PATCH", self.path, body=patch, content_type=JSON_PATCH)
-            return True
-        except ApiError as exc:
-            log.warning("scheduling pod %s/%s failed: %s", self.ns, self.name, exc)
-            return False
 
     async def _prepare_volumes(self) -> None:
         while True:

@@ -1,0 +1,201 @@
+"""The harness both Kubernetes benchmarks share: a counting emulator and one cluster lifecycle.
+
+:class:`CountingEmulator` counts every request at the API emulator by client
+(``who``: a function of the request) and kind (``read``, ``watch``, ``write``,
+and ``"<METHOD> <resource>"``), so a controller's own calls are counted, not the
+kubelet's nor the benchmark's. :func:`lifecycle` runs one cluster through
+create -> ``Running`` -> ``scale(n)`` -> stop -> delete against a :class:`Side`
+(one controller under test) and returns its timings and request counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from jhub_gateway.kube.client import PODS, SECRETS, KubeClient, Resource
+from tests.kube.apiserver import Emulator
+
+CONTROLLER_UA = "jhub-gateway-controller"
+NS = "bench"
+
+
+def by_user_agent(request: Any) -> str:
+    """Our controller by its User-Agent; every other client is ``other``."""
+    agent = request.headers.get("User-Agent", "")
+    return "ours" if agent.startswith(CONTROLLER_UA) else "other"
+
+
+def resource_of(path: str) -> str:
+    """``pods``, ``daskclusters/status``, ... of an API path."""
+    parts = [p for p in path.split("/") if p]
+    if "namespaces" in parts:
+        i = parts.index("namespaces")
+        rest = parts[i + 2 :]
+    else:
+        rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if not rest:
+        return "?"
+    return rest[0] + ("/" + rest[2] if len(rest) > 2 else "")
+
+
+class CountingEmulator:
+    """The API emulator with a counter of requests per (client, kind of request)."""
+
+    def __init__(self, workdir: Path, *, who: Callable[[Any], str] = by_user_agent,
+                 rbac: bool = True) -> None:  # fmt: skip
+        self.emulator = Emulator(workdir / "work", rbac=rbac)
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.kubeconfig = workdir / "kubeconfig"
+        handle = self.emulator.router.handle
+
+        async def counting(request: Any) -> Any:
+            client = who(request)
+            if request.method == "GET":
+                watch = request.query.get("watch", "").lower() in ("true", "1")
+                kind = "watch" if watch else "read"
+            else:
+                kind = "write"
+            self.counts[(client, kind)] += 1
+            self.counts[(client, f"{request.method} {resource_of(request.path)}")] += 1
+            return await handle(request)
+
+        self.emulator.router.handle = counting  # type: ignore[method-assign]
+
+    async def start(self) -> None:
+        await self.emulator.start()
+        self.emulator.write_kubeconfig(self.kubeconfig)
+
+    def of(self, client: str) -> dict[str, int]:
+        return {k: v for (who, k), v in self.counts.items() if who == client}
+
+    async def stop(self) -> None:
+        await self.emulator.stop()
+
+
+async def poll(check: Callable[[], Awaitable[Any]], timeout: float, what: str,
+               period: float = 0.05) -> Any:  # fmt: skip
+    """Call ``check()`` until it returns something truthy, and return that."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(period)
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def usage(proc: psutil.Process) -> tuple[float, int]:
+    """CPU seconds (user + system) and RSS bytes of a process."""
+    times = proc.cpu_times()
+    return times.user + times.system, proc.memory_info().rss
+
+
+async def post_scale(api_address: str, token: str, count: int) -> None:
+    """What the service sends a scheduler for ``cluster.scale(count)``."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{api_address}/api/comm", json={"op": "scale", "count": count},
+                                headers={"Authorization": f"token {token}"}) as resp:  # fmt: skip
+            resp.raise_for_status()
+
+
+async def connected_workers(dashboard: str) -> int:
+    """Workers connected to the scheduler, from its own HTTP server (the same on any side)."""
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.get(f"{dashboard}/json/counts.json") as resp:
+                return int((await resp.json(content_type=None)).get("workers", 0))
+        except (aiohttp.ClientError, ValueError):
+            return 0
+
+
+@dataclass
+class Side:
+    """One controller under test: its name at the counter, its CRD, how to make a DaskCluster."""
+
+    who: str
+    resource: Resource
+    make: Callable[[str], Awaitable[dict[str, Any]]]
+    heartbeats: list[tuple[str, dict[str, Any]]]
+
+
+def _logs(emu: CountingEmulator, prefix: str, limit: int = 3000) -> str:
+    files = sorted((emu.emulator.workdir / "logs").glob(f"{NS}_{prefix}*"))
+    return "".join(f.read_text(errors="replace")[-limit:] for f in files[:1]) or "(no log)"
+
+
+async def lifecycle(emu: CountingEmulator, client: KubeClient, side: Side, hint: str, *,
+                    workers: int = 4, detail: bool = False) -> dict[str, float]:  # fmt: skip
+    """create -> Running -> ``scale(workers)`` until connected -> stop -> delete -> no pods.
+
+    ``new_cluster()`` until usable is create until ``status.phase`` Running (when
+    the service answers the client); ``scale()`` is the scale message to the
+    scheduler until it counts the workers connected.
+    """
+    before = collections.Counter(emu.counts)
+    body = await side.make(hint)
+    t0 = time.monotonic()
+    name = (await client.create(side.resource, body, NS))["metadata"]["name"]
+    public = f"{NS}.{name}"
+
+    async def phase(wanted: str) -> dict[str, Any] | None:
+        st = (await client.get(side.resource, name, NS)).get("status") or {}
+        if st.get("phase") == "Failed":
+            logs = _logs(emu, f"dask-scheduler-{name}")
+            raise RuntimeError(f"{side.who}: cluster failed: {st}\nscheduler log:\n{logs}")
+        return st if st.get("phase") == wanted else None
+
+    st = await poll(lambda: phase("Running"), 120, f"{side.who} Running")
+    started = time.monotonic() - t0
+    secret = await client.get(SECRETS, f"dask-credentials-{name}", NS)
+    token = base64.b64decode(secret["data"]["api-token"]).decode()
+    api, dashboard = st.get("apiAddress"), st.get("dashboardAddress")
+    if not api:  # upstream keeps no addresses in status: the scheduler pod's IP
+        pod = await client.get(PODS, f"dask-scheduler-{name}", NS)
+        api = f"http://{pod['status']['podIP']}:8788"
+        dashboard = f"http://{pod['status']['podIP']}:8787"
+    t1 = time.monotonic()
+    await post_scale(api, token, workers)
+
+    async def scaled() -> bool:
+        return await connected_workers(dashboard) >= workers
+
+    try:
+        await poll(scaled, 120, f"{side.who} {workers} workers")
+    except TimeoutError as exc:
+        beats = [m for n, m in side.heartbeats if n == public][-1:]
+        tail = _logs(emu, f"dask-worker-{name}-", 1500)
+        raise TimeoutError(f"{exc}; last heartbeat {beats}; a worker's log:\n{tail}") from None
+    scale_s = time.monotonic() - t1
+    await client.patch(side.resource, name, {"spec": {"active": False}}, NS)
+    await poll(lambda: phase("Stopped"), 120, f"{side.who} Stopped")
+    await client.delete(side.resource, name, NS)
+
+    async def no_pods() -> bool:
+        pods, _ = await client.list(PODS, NS, label_selector=f"gateway.dask.org/cluster={name}")
+        return not pods
+
+    await poll(no_pods, 120, f"{side.who} pods gone")
+    await asyncio.sleep(1.0)  # let the controller finish reacting to the deletes
+    diff = collections.Counter(emu.counts)
+    diff.subtract(before)
+    mine = {k: v for (who, k), v in diff.items() if who == side.who}
+    if detail:
+        writes = {k: v for k, v in sorted(mine.items()) if " " in k and not k.startswith("GET")}
+        print(f"{side.who}: writes of lifecycle {hint}: {writes}")
+    return {
+        "new_cluster() until usable s": started,
+        f"scale({workers}) until {workers} workers s": scale_s,
+        "API writes": mine.get("write", 0),
+        "API reads": mine.get("read", 0),
+        "API watches": mine.get("watch", 0),
+    }
