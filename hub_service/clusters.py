@@ -20,6 +20,7 @@ from jhub_gateway.models import Cluster, ClusterStatus, User
 from jhub_gateway.names import is_valid_cluster_name
 from jhub_gateway.options import Options, OptionsError, resolve_options
 
+from .adaptive import AdaptiveBounds
 from .admission import Admission
 from .backends.base import Backend
 from .errors import Conflict, Forbidden, InvalidOptions, NotFound, Unauthorized
@@ -63,6 +64,9 @@ class ClusterService:
         # Requests that change one cluster's scale reach its scheduler in order; other
         # clusters (and the owner's quota lock) are not held up while one waits.
         self._cluster_locks: dict[str, asyncio.Lock] = {}
+        #: adaptive bounds for extended answers (upstream's API has no place for them)
+        self.adaptive = AdaptiveBounds()
+        backend.registry.observers.append(self.adaptive.observe)
 
     def _cluster_lock(self, name: str) -> asyncio.Lock:
         lock = self._cluster_locks.get(name)
@@ -273,6 +277,7 @@ class ClusterService:
                 await send_to_scheduler(
                     cluster.api_address, cluster, {"op": "scale", "count": count}
                 )
+                self.adaptive.set(name, None)  # a fixed count ends adaptive scaling
                 await self._backend.request_workers(name, count)
         return ScaleResult(ok=msg is None, msg=msg)
 
@@ -294,6 +299,8 @@ class ClusterService:
         ):
             count = await self._backend.reserve_workers(owner, cluster, count)
             await self._backend.on_heartbeat(name, {**body, "count": count})
+        if "adaptive" in body:  # the scheduler's own word (older runtimes do not send it)
+            self.adaptive.set(name, body["adaptive"])
         if idle_stop is not None and cluster.status == ClusterStatus.RUNNING:
             log.info("cluster %s idle, stopping: %s", name, idle_stop)
             await self._backend.stop_cluster(name, reason="IdleTimeout", message=idle_stop)
@@ -319,6 +326,8 @@ class ClusterService:
                 cluster,
                 {"op": "adapt", "minimum": minimum, "maximum": maximum, "active": active},
             )
+            bounds = {"minimum": minimum or 0, "maximum": maximum}
+            self.adaptive.set(name, bounds if active else None)
         msg = next((m for m in msgs if m), None)
         return ScaleResult(ok=msg is None, msg=msg)
 

@@ -284,6 +284,15 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                         "reason": {"type": "string"},
                         "message": {"type": "string"},
                         "workers": {"type": "object"},
+                        "adaptive": {
+                            "description": "adaptive bounds while the cluster scales "
+                            "adaptively, else null (extended answers only)",
+                            "type": ["object", "null"],
+                            "properties": {
+                                "minimum": {"type": "integer"},
+                                "maximum": {"type": ["integer", "null"]},
+                            },
+                        },
                     },
                 },
             },

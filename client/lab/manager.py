@@ -50,14 +50,17 @@ class GatewayClusterManager:
 
     def __init__(self, api: GatewayAPI) -> None:
         self.api = api
-        # Adaptive bounds set from the sidebar (the API does not report them back).
+        # Adaptive bounds set from this sidebar: shown only for a server whose answers do
+        # not report them (ours say ``adaptive``, wherever the bounds were set).
         self._adapt: dict[str, dict[str, int]] = {}
 
     def _model(self, wire: dict[str, Any]) -> ClusterModel:
         name = str(wire["name"])
-        return cluster_model(
-            wire, self.api.dashboard_base(name, public=True), self._adapt.get(name)
-        )
+        if "adaptive" in wire:
+            adapt = _bounds(wire["adaptive"])
+        else:
+            adapt = self._adapt.get(name)
+        return cluster_model(wire, self.api.dashboard_base(name, public=True), adapt)
 
     async def _wire(self, cluster_id: str) -> dict[str, Any] | None:
         name = name_from_id(cluster_id)
@@ -134,3 +137,15 @@ class GatewayClusterManager:
     async def close(self) -> None:
         """Close the HTTP session; the clusters belong to the user and keep running."""
         await self.api.close()
+
+
+def _bounds(adaptive: Any) -> dict[str, int] | None:
+    """The sidebar's ``adapt`` from the server's ``adaptive`` (no maximum shows as 0, as a
+    bound the sidebar set without one)."""
+    if not isinstance(adaptive, dict):
+        return None
+    low, high = adaptive.get("minimum"), adaptive.get("maximum")
+    return {
+        "minimum": low if isinstance(low, int) else 0,
+        "maximum": high if isinstance(high, int) else 0,
+    }

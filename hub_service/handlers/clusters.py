@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jhub_gateway.models import Cluster, ClusterStatus
 
+from ..adaptive import parse_bounds
 from ..errors import InvalidOptions
 from .base import BaseHandler
 from .event_stream import ServerSentEvents, stream_events, wants_stream
@@ -28,6 +29,7 @@ def cluster_wire(handler: BaseHandler, cluster: Cluster) -> dict:
         footprint = handler.clusters.footprint(cluster)
         wire["workers"]["cores"] = footprint.worker_cores
         wire["workers"]["memory"] = footprint.worker_memory
+        wire["adaptive"] = handler.clusters.adaptive.get(cluster)
     return wire
 
 
@@ -126,11 +128,11 @@ _HEARTBEAT_ADDRESSES = ("scheduler_address", "dashboard_address", "api_address")
 _HEARTBEAT_LISTS = ("active_workers", "closing_workers", "closed_workers")
 
 
-def parse_heartbeat(body: dict) -> dict:
+def parse_heartbeat(raw: dict) -> dict:
     """Check a heartbeat's shape: it comes from code the cluster's user controls."""
     body = {
         k: v
-        for k, v in body.items()
+        for k, v in raw.items()
         if k in ("count", "idle_seconds", *_HEARTBEAT_ADDRESSES, *_HEARTBEAT_LISTS)
     }
     count = body.get("count", 0)
@@ -146,6 +148,11 @@ def parse_heartbeat(body: dict) -> dict:
         value = body.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidOptions(f"heartbeat {key} must be a list of worker names")
+    if "adaptive" in raw:
+        try:
+            body["adaptive"] = parse_bounds(raw["adaptive"])
+        except ValueError as exc:
+            raise InvalidOptions(f"heartbeat {exc}") from None
     return body
 
 

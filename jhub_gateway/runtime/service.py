@@ -276,6 +276,8 @@ class GatewaySchedulerService(SchedulerPlugin):
             "closing_workers": sorted(self.closing),
             "closed_workers": sorted(self.closed),
             "idle_seconds": self.idle_seconds(),
+            # the gateway shows these bounds to clients (the JupyterLab sidebar)
+            "adaptive": self.status()["adaptive"],
         }
 
     @property

@@ -124,7 +124,15 @@ class Proc:
 class ApiReplica:
     """One ``jhub-gateway --backend kubernetes`` process on its own loopback IP."""
 
-    def __init__(self, root: Path, host: str, port: int, public: str, kubeconfig: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        host: str,
+        port: int,
+        public: str,
+        kubeconfig: Path,
+        extra_config: str = "",
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.url = f"http://{host}:{port}"
         config = root / "jhub_gateway_config.py"
@@ -134,7 +142,9 @@ class ApiReplica:
             "NAMESPACE": NAMESPACE,
             "INSTANCE": INSTANCE,
         }
-        config.write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()) + API_CONFIG)
+        config.write_text(
+            "".join(f"{k} = {v!r}\n" for k, v in values.items()) + API_CONFIG + extra_config
+        )
         cmd = [
             sys.executable, "-m", "jhub_gateway.hub_service",
             "--config", str(config), "--backend", "kubernetes",
@@ -193,8 +203,11 @@ def http(
 class Stack:
     """Start order: emulator, CRDs and api objects, Traefik, api replicas, controller."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, api_config: str = "") -> None:
+        """``api_config`` is appended to every api replica's config (e.g. another
+        authenticator)."""
         self.root = root
+        self.api_config = api_config
         self.kubeconfig = root / "kubeconfig"
         self.web, self.tcp, self.ping = free_port(), free_port(), free_port()
         self.api_port = free_port()
@@ -211,7 +224,12 @@ class Stack:
         self._start_traefik()
         for index, host in enumerate(("127.3.0.1", "127.3.0.2")):
             replica = ApiReplica(
-                self.root / f"api{index}", host, self.api_port, self.public, self.kubeconfig
+                self.root / f"api{index}",
+                host,
+                self.api_port,
+                self.public,
+                self.kubeconfig,
+                self.api_config,
             )
             self.replicas.append(replica)
             replica.start(wait=False)  # both start at once: imports dominate their start

@@ -107,6 +107,25 @@ def test_scale_and_adapt_answer_200_and_the_listing_keeps_working(stack, launche
     assert listing(stack)[cluster_id]["adapt"] == {"minimum": 1, "maximum": 2}
 
 
+def test_adapt_bounds_shown_are_the_gateways_wherever_they_were_set(stack, launched):
+    cluster_id, name = launched["id"], name_from_id(launched["id"])
+    with Gateway(stack.gateway.address, auth=BasicAuth(USER)) as gw:
+        gw.adapt_cluster(name, minimum=0, maximum=3)  # from a notebook, not the sidebar
+        assert gateway_status(stack, name)["adaptive"] == {"minimum": 0, "maximum": 3}
+        wait_for(
+            lambda: listing(stack)[cluster_id].get("adapt") == {"minimum": 0, "maximum": 3},
+            30,
+            what="the notebook's bounds in the listing",
+        )
+        gw.scale_cluster(name, 1)  # a fixed count ends adaptive scaling
+        wait_for(
+            lambda: "adapt" not in listing(stack)[cluster_id],
+            30,
+            what="adapt gone from the listing",
+        )
+    assert gateway_status(stack, name)["adaptive"] is None
+
+
 def test_bad_scaling_requests_are_precise_4xx(stack, launched):
     cluster_id = launched["id"]
     status, body, _ = stack.request("PATCH", f"/dask/clusters/{cluster_id}", {"workers": "x"})

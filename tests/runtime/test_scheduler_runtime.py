@@ -240,7 +240,9 @@ def test_adaptive_scales_up_under_load_and_back_down(
     with Client(scheduler["first"]["scheduler_address"], security=security, timeout=60) as client:
         # time.sleep pickles by reference, so the scheduler can load it.
         futures = client.map(time.sleep, [0.5] * 40, pure=False)
-        gateway.wait_heartbeat(lambda hb: hb["count"] == 2, "adaptive scale-up to 2", mark)
+        beat = gateway.wait_heartbeat(lambda hb: hb["count"] == 2, "adaptive scale-up to 2", mark)
+        # the bounds ride along: what the gateway shows clients (the JupyterLab sidebar)
+        assert beat["adaptive"] == {"minimum": 1, "maximum": 2}
         mark = gateway.mark()
         client.cancel(futures)
         del futures

@@ -66,3 +66,14 @@ def test_a_heartbeat_keeps_a_valid_idle_report():
 def test_bad_group_bounds_fail_at_start():
     with pytest.raises(TraitError, match=r"group_max_idle_timeout\['g'\]"):
         policy(group_max_idle_timeout={"g": "long"})
+
+
+def test_heartbeat_adaptive_bounds_are_checked():
+    assert parse_heartbeat({"count": 0})  # older runtimes send none: nothing to record
+    assert "adaptive" not in parse_heartbeat({"count": 0})
+    assert parse_heartbeat({"count": 0, "adaptive": None})["adaptive"] is None
+    bounds = {"minimum": 1, "maximum": None}
+    assert parse_heartbeat({"count": 0, "adaptive": bounds})["adaptive"] == bounds
+    for bad in ({"minimum": -1}, {"minimum": True}, {"maximum": "9"}, {"spam": 1}, [1, 2]):
+        with pytest.raises(InvalidOptions, match="heartbeat adaptive"):
+            parse_heartbeat({"count": 0, "adaptive": bad})

@@ -139,6 +139,11 @@ def _status(obj: dict[str, Any]) -> tuple[ClusterStatus, str, str]:
         phase = ClusterStatus.STOPPING
         reason = meta_annotations.get(ANNOTATION_STOP_REASON, "StopRequested")
         message = meta_annotations.get(ANNOTATION_STOP_MESSAGE, "")
+    elif not spec.get("active", True) and phase != ClusterStatus.FAILED:
+        # the controller's stopping/stopped phases say how, the annotation says who and why
+        if ANNOTATION_STOP_REASON in meta_annotations:
+            reason = meta_annotations[ANNOTATION_STOP_REASON]
+            message = meta_annotations.get(ANNOTATION_STOP_MESSAGE, "")
     return phase, reason, message
 
 
