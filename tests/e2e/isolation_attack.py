@@ -6,6 +6,7 @@ decides whether a secret was among them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import os
 import signal
@@ -93,24 +94,37 @@ def listening_loopback_ports() -> list[tuple[str, int]]:
     return sorted(found)
 
 
-def fetch_dashboards(paths: list[str]) -> list[dict]:
-    """GET each dashboard path on each listening loopback port, without credentials."""
+def _fetch_port(host: str, port: int, paths: list[str]) -> list[dict]:
     results = []
-    for host, port in listening_loopback_ports():
-        for path in paths:
-            conn = http.client.HTTPConnection(host, port, timeout=3)
-            try:
-                conn.request("GET", path)
-                resp = conn.getresponse()
-                body = resp.read(64 * 1024)
-                outcome = {"status": resp.status, "bytes": len(body)}
-                outcome["body"] = body.decode(errors="replace")
-            except (OSError, http.client.HTTPException) as exc:
-                outcome = {"status": None, "error": type(exc).__name__}
-            finally:
-                conn.close()
-            results.append({"address": f"{host}:{port}", "path": path, **outcome})
+    for path in paths:
+        conn = http.client.HTTPConnection(host, port, timeout=3)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read(64 * 1024)
+            outcome = {"status": resp.status, "bytes": len(body)}
+            outcome["body"] = body.decode(errors="replace")
+        except (OSError, http.client.HTTPException) as exc:
+            outcome = {"status": None, "error": type(exc).__name__}
+        finally:
+            conn.close()
+        results.append({"address": f"{host}:{port}", "path": path, **outcome})
+        if outcome["status"] is None:
+            break  # not an HTTP server (a TLS or comm port): its other paths would time out too
     return results
+
+
+def fetch_dashboards(paths: list[str]) -> list[dict]:
+    """GET each dashboard path on each listening loopback port, without credentials.
+
+    Ports are tried side by side: the machine may have many listening (parallel
+    tests), and ports that do not speak HTTP only answer with a timeout.
+    """
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        per_port = pool.map(
+            lambda address: _fetch_port(*address, paths), listening_loopback_ports()
+        )
+        return [result for results in per_port for result in results]
 
 
 def attack(
