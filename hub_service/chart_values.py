@@ -97,9 +97,7 @@ def _backend(c: Any, settings: Mapping[str, Any], gateway: Mapping[str, Any]) ->
     _resources(c, backend)
 
 
-def _auth(
-    c: Any, settings: Mapping[str, Any], auth: Mapping[str, Any], environ: Mapping[str, str]
-) -> None:
+def _auth(c: Any, auth: Mapping[str, Any], environ: Mapping[str, str]) -> None:
     kind = auth.get("type") or "simple"
     if kind == "simple":
         c.GatewayApp.authenticator = "simple"
@@ -147,6 +145,6 @@ def configure(
     c.GatewayApp.data_dir = DATA_DIR
     c.Application.log_level = log_level(gateway.get("loglevel"))
     _backend(c, settings, gateway)
-    _auth(c, settings, gateway.get("auth") or {}, env)
+    _auth(c, gateway.get("auth") or {}, env)
     # scrapers that go by pod annotations send no token: the chart says so next to the switch
     c.ServiceMetrics.public = bool(settings.get("metricsPublic"))

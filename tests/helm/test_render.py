@@ -207,6 +207,9 @@ def test_jupyterhub_token_from_the_hub_secret_by_default() -> None:
     assert env["JUPYTERHUB_API_URL"]["value"] == "http://hub:8081/hub/api"
     labels = docs[API]["spec"]["template"]["metadata"]["labels"]
     assert labels["hub.jupyter.org/network-access-hub"] == "true"  # z2jh's hub NetworkPolicy
+    notes = docs[("NOTES", "")]["text"]
+    assert "kubectl get secret hub --namespace dask-gateway" in notes
+    assert "access:services!service=dask-gateway" in notes
 
 
 def _configured(user_values: str, environ: dict[str, str]) -> Config:
