@@ -259,3 +259,31 @@ async def test_crd_deletion_removes_api(apis):
     assert exc.value.status == 404
     resources = await apis.custom.get_api_resources(GROUP, VERSION)
     assert "gizmos" not in [r.name for r in resources.resources]
+
+
+async def test_env_entries_and_containers_need_names(apis):
+    """As a real API server: a nameless env entry is refused, not stored for the kubelet."""
+    container = {"name": "c", "image": "x", "env": [{"value": "1"}]}
+    with pytest.raises(ApiException) as exc:
+        await apis.core.create_namespaced_pod(
+            NS, {"metadata": {"name": "noname-env"}, "spec": {"containers": [container]}}
+        )
+    assert exc.value.status == 422
+    assert "spec.containers[0].env[0].name" in exc.value.body
+    deployment = {
+        "metadata": {"name": "noname-init"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "a"}},
+            "template": {
+                "metadata": {"labels": {"app": "a"}},
+                "spec": {
+                    "containers": [{"name": "c", "image": "x"}],
+                    "initContainers": [{"image": "x"}],
+                },  # fmt: skip
+            },
+        },
+    }
+    with pytest.raises(ApiException) as exc:
+        await client.AppsV1Api(apis.client).create_namespaced_deployment(NS, deployment)
+    assert exc.value.status == 422
+    assert "spec.template.spec.initContainers[0].name" in exc.value.body

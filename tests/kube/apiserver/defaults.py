@@ -113,23 +113,36 @@ def initial_status(rt: ResourceType, obj: dict[str, Any]) -> None:
         obj["status"] = {}
 
 
+def _container_causes(pod_spec: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    """Names a real API server requires: every container's, and every env entry's."""
+    errors = []
+    for field in ("initContainers", "containers"):
+        for n, container in enumerate(pod_spec.get(field) or []):
+            here = f"{prefix}.{field}[{n}]"
+            if not container.get("name"):
+                errors.append(cause(f"{here}.name", "Required value", "FieldValueRequired"))
+            for e, entry in enumerate(container.get("env") or []):
+                if not (isinstance(entry, dict) and entry.get("name")):
+                    errors.append(cause(f"{here}.env[{e}].name", "Required value",
+                                        "FieldValueRequired"))  # fmt: skip
+    return errors
+
+
 def validate_builtin(rt: ResourceType, obj: dict[str, Any]) -> list[dict[str, str]]:
     spec = obj.get("spec") or {}
     errors: list[dict[str, str]] = []
     if rt.plural == "pods":
-        containers = spec.get("containers")
-        if not containers:
+        if not spec.get("containers"):
             errors.append(cause("spec.containers", "Required value", "FieldValueRequired"))
-        for n, c in enumerate(containers or []):
-            if not c.get("name"):
-                errors.append(cause(f"spec.containers[{n}].name", "Required value",
-                                    "FieldValueRequired"))  # fmt: skip
+        errors += _container_causes(spec, "spec")
     elif rt.plural in ("deployments", "replicasets", "statefulsets"):
         if not spec.get("selector"):
             errors.append(cause("spec.selector", "Required value", "FieldValueRequired"))
-        if not (spec.get("template") or {}).get("spec", {}).get("containers"):
+        template = (spec.get("template") or {}).get("spec") or {}
+        if not template.get("containers"):
             errors.append(cause("spec.template.spec.containers", "Required value",
                                 "FieldValueRequired"))  # fmt: skip
+        errors += _container_causes(template, "spec.template.spec")
         replicas = spec.get("replicas")
         if isinstance(replicas, int) and replicas < 0:
             errors.append(cause("spec.replicas", f"Invalid value: {replicas}: must be greater "
