@@ -194,3 +194,47 @@ async def test_another_users_token_does_not_reach_alices_sidebar(stack):
         url = f"{stack.hub.url}/user/alice/dask/clusters"
         async with s.get(url, headers=headers, allow_redirects=False) as r:
             assert r.status == 403
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.mark.browser
+async def test_the_dashboard_pane_renders_with_the_hub_login(stack, tmp_path):
+    """Chromium logs in to the hub, opens JupyterLab, and a plot pane renders from the
+    gateway with nothing but the hub login (the gateway's OAuth with the hub)."""
+    from playwright.async_api import async_playwright
+
+    async with await stack.gateway("alice") as alice:
+        name = await alice.submit()
+        await running_model(stack, id_from_name(name))
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 900})
+                page.set_default_timeout(120_000)  # JupyterLab is a lot of script
+                await page.goto(f"{stack.hub.url}/hub/login?next=/user/alice/lab")
+                await page.fill("#username_input", "alice")
+                await page.fill("#password_input", "any")
+                await page.click("#login_submit")
+                await page.wait_for_url("**/user/alice/lab**")
+                await page.click('li[data-id="dask-dashboard-launcher"]')
+                item = page.locator(".dask-ClusterListingItem").filter(has_text=name)
+                await item.locator(".dask-ClusterListingItem-title").click()
+                plots = page.locator(".dask-DashboardListing-item button")
+                await plots.first.wait_for()
+                await until(plots.first.is_enabled, 30, what="active plot buttons")
+                public = f"{stack.gateway_address}/clusters/{name}/individual-task-stream"
+                async with (
+                    page.expect_console_message(lambda m: "rendered successfully" in m.text),
+                    page.expect_response(lambda r: r.url == public and r.status == 200),
+                ):
+                    await page.locator(
+                        '.dask-DashboardListing-item button[value="Task Stream"]'
+                    ).click()
+                await page.screenshot(path=str(tmp_path / "lab-hub-sidebar.png"))
+            finally:
+                await browser.close()
+        await alice.stop_cluster(name)
