@@ -67,6 +67,11 @@ class ClusterService:
         #: adaptive bounds for extended answers (upstream's API has no place for them)
         self.adaptive = AdaptiveBounds()
         backend.registry.observers.append(self.adaptive.observe)
+        backend.registry.observers.append(self._on_cluster_change)
+
+    def _on_cluster_change(self, name: str, cluster: Cluster | None) -> None:
+        if cluster is None:  # purged: its lock would otherwise stay for the process's life
+            self.forget(name)
 
     def _cluster_lock(self, name: str) -> asyncio.Lock:
         lock = self._cluster_locks.get(name)

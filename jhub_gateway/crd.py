@@ -15,12 +15,14 @@ from typing import Any
 
 import yaml
 
+from .cluster_fields import FIELDS
 from .names import is_valid_cluster_name
 
 __all__ = [
     "API_VERSION",
     "APP_NAME",
     "CONFIG_FIELDS",
+    "KUBE_CONFIG_FIELDS",
     "GROUP",
     "KIND",
     "LABEL_CLUSTER",
@@ -66,27 +68,16 @@ LABEL_UPSTREAM_CLUSTER = "gateway.dask.org/cluster"
 
 PHASES = ("Pending", "Running", "Stopping", "Stopped", "Failed")
 
-# ``spec.config`` key (camelCase, as stored) -> ClusterSpec / ClusterConfig attribute.
-CONFIG_FIELDS: dict[str, str] = {
+# Settings only the Kubernetes backend has (``KubeClusterConfig`` traits), by
+# ``spec.config`` key; the shared settings come from the one table in cluster_fields.
+KUBE_CONFIG_FIELDS: dict[str, str] = {
     "image": "image",
     "imagePullPolicy": "image_pull_policy",
     "imagePullSecrets": "image_pull_secrets",
-    "environment": "environment",
-    "schedulerCores": "scheduler_cores",
     "schedulerCoresLimit": "scheduler_cores_limit",
-    "schedulerMemory": "scheduler_memory",
     "schedulerMemoryLimit": "scheduler_memory_limit",
-    "workerCores": "worker_cores",
     "workerCoresLimit": "worker_cores_limit",
-    "workerMemory": "worker_memory",
     "workerMemoryLimit": "worker_memory_limit",
-    "workerThreads": "worker_threads",
-    "idleTimeout": "idle_timeout",
-    "maxLifetime": "max_lifetime",
-    "keepAfterServerStops": "keep_after_server_stops",
-    "schedulerStartTimeout": "scheduler_start_timeout",
-    "workerStartTimeout": "worker_start_timeout",
-    "adaptivePeriod": "adaptive_period",
     "schedulerExtraPodConfig": "scheduler_extra_pod_config",
     "schedulerExtraContainerConfig": "scheduler_extra_container_config",
     "workerExtraPodConfig": "worker_extra_pod_config",
@@ -95,9 +86,12 @@ CONFIG_FIELDS: dict[str, str] = {
     "schedulerExtraPodAnnotations": "scheduler_extra_pod_annotations",
     "workerExtraPodLabels": "worker_extra_pod_labels",
     "workerExtraPodAnnotations": "worker_extra_pod_annotations",
-    "clusterMaxWorkers": "cluster_max_workers",
-    "clusterMaxCores": "cluster_max_cores",
-    "clusterMaxMemory": "cluster_max_memory",
+}
+
+# ``spec.config`` key (camelCase, as stored) -> ClusterSpec / ClusterConfig attribute.
+CONFIG_FIELDS: dict[str, str] = {
+    **{f.key: f.name for f in FIELDS if f.key is not None},
+    **KUBE_CONFIG_FIELDS,
 }
 
 

@@ -154,3 +154,18 @@ async def test_scheduler_token_is_checked_in_the_service():
     assert clusters.scheduler_of("../etc", cluster.token) is None
     with pytest.raises(Unauthorized):
         clusters.authenticate_scheduler("c", None)
+
+
+async def test_a_purged_cluster_leaves_no_lock_behind(hung_scheduler):
+    url, received = hung_scheduler
+    backend = RecordingBackend()
+    clusters = service(backend, max_workers=10)
+    hung = running(backend, "hung", url)
+    scale = asyncio.create_task(clusters.scale(ALICE, hung.name, 3))
+    await asyncio.wait_for(received.wait(), 10)
+    assert hung.name in clusters._cluster_locks
+    scale.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await scale
+    backend.registry.remove(hung.name)
+    assert hung.name not in clusters._cluster_locks

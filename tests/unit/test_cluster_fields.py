@@ -62,6 +62,16 @@ def test_every_stored_field_has_its_crd_key_and_schema():
         assert f.key in properties, f.key
 
 
+def test_the_kubernetes_only_keys_are_exactly_the_kube_backends_own_settings():
+    from jhub_gateway.hub_service.backends.kube.config import KubeClusterConfig
+
+    kube_traits = set(KubeClusterConfig.class_traits(config=True))
+    shared = {f.name for f in FIELDS}
+    # namespace says where a cluster lives; it is the object's, not a spec.config key
+    assert set(crd.KUBE_CONFIG_FIELDS.values()) == kube_traits - shared - {"namespace"}
+    assert not set(crd.KUBE_CONFIG_FIELDS) & {f.key for f in FIELDS}
+
+
 def test_the_controller_defaults_agree_with_the_core():
     defaults = {}
     for f in dataclasses.fields(ClusterSpec):
