@@ -93,24 +93,37 @@ def listening_loopback_ports() -> list[tuple[str, int]]:
     return sorted(found)
 
 
-def fetch_dashboards(paths: list[str]) -> list[dict]:
-    """GET each dashboard path on each listening loopback port, without credentials."""
+def _fetch_port(host: str, port: int, paths: list[str]) -> list[dict]:
     results = []
-    for host, port in listening_loopback_ports():
-        for path in paths:
-            conn = http.client.HTTPConnection(host, port, timeout=3)
-            try:
-                conn.request("GET", path)
-                resp = conn.getresponse()
-                body = resp.read(64 * 1024)
-                outcome = {"status": resp.status, "bytes": len(body)}
-                outcome["body"] = body.decode(errors="replace")
-            except (OSError, http.client.HTTPException) as exc:
-                outcome = {"status": None, "error": type(exc).__name__}
-            finally:
-                conn.close()
-            results.append({"address": f"{host}:{port}", "path": path, **outcome})
+    for path in paths:
+        conn = http.client.HTTPConnection(host, port, timeout=3)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read(64 * 1024)
+            outcome = {"status": resp.status, "bytes": len(body)}
+            outcome["body"] = body.decode(errors="replace")
+        except (OSError, http.client.HTTPException) as exc:
+            outcome = {"status": None, "error": type(exc).__name__}
+        finally:
+            conn.close()
+        results.append({"address": f"{host}:{port}", "path": path, **outcome})
+        if outcome["status"] is None:
+            break  # not HTTP (a TLS listener waits for a handshake): no other path will do
     return results
+
+
+def fetch_dashboards(paths: list[str]) -> list[dict]:
+    """GET each dashboard path on each listening loopback port, without credentials.
+
+    Ports in parallel: on a busy machine there are many, and TLS ones only time out.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    ports = listening_loopback_ports()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        found = pool.map(lambda hp: _fetch_port(hp[0], hp[1], paths), ports)
+        return [result for results in found for result in results]
 
 
 def attack(
