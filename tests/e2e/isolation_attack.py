@@ -6,7 +6,6 @@ decides whether a secret was among them.
 
 from __future__ import annotations
 
-import concurrent.futures
 import http.client
 import os
 import signal
@@ -110,21 +109,21 @@ def _fetch_port(host: str, port: int, paths: list[str]) -> list[dict]:
             conn.close()
         results.append({"address": f"{host}:{port}", "path": path, **outcome})
         if outcome["status"] is None:
-            break  # not an HTTP server (a TLS or comm port): its other paths would time out too
+            break  # not HTTP (a TLS listener waits for a handshake): no other path will do
     return results
 
 
 def fetch_dashboards(paths: list[str]) -> list[dict]:
     """GET each dashboard path on each listening loopback port, without credentials.
 
-    Ports are tried side by side: the machine may have many listening (parallel
-    tests), and ports that do not speak HTTP only answer with a timeout.
+    Ports in parallel: on a busy machine there are many, and TLS ones only time out.
     """
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        per_port = pool.map(
-            lambda address: _fetch_port(*address, paths), listening_loopback_ports()
-        )
-        return [result for results in per_port for result in results]
+    from concurrent.futures import ThreadPoolExecutor
+
+    ports = listening_loopback_ports()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        found = pool.map(lambda hp: _fetch_port(hp[0], hp[1], paths), ports)
+        return [result for results in found for result in results]
 
 
 def attack(
