@@ -30,6 +30,13 @@ scheduler and worker processes are the same on both sides, only the controllers 
 The process kubelet's pods share the host's network, so the upstream pods get extra args
 (appended, last value wins) to bind their pod IP instead of every address.
 
+Besides the totals, the table shows the controllers' own shares, from write times at
+the emulator: created -> scheduler Pod created, scheduler ready -> Running written, and
+``spec.replicas`` patched -> last worker Pod created. They are tens of milliseconds on
+both sides; the rest is the pods' Python processes starting (``import distributed``),
+which are the same on both sides unless ``--ours-worker-args`` changes ours (e.g.
+``--no-nanny``: one interpreter per worker pod instead of two).
+
 Run: ``.venv/bin/python benchmarks/bench_kube_upstream.py [--runs 3]``. Prints a table.
 """
 
@@ -357,6 +364,9 @@ async def main() -> None:
     parser.add_argument("--upstream-venv", type=Path, default=Path("/tmp/upstream-dg"))
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     parser.add_argument("--sides", default="ours,upstream", help="which controllers to run")
+    parser.add_argument("--ours-worker-args", default="",
+                        help="extra args for our worker pods (e.g. --no-nanny), to measure "
+                             "pod settings; the default runs the same processes on both sides")  # fmt: skip
     args = parser.parse_args()
     from tests.kube.kubelet import start_kubelet
 
@@ -393,8 +403,12 @@ async def main() -> None:
                     await controller.wait_ready()
                     assert controller.proc is not None
 
+                    extra = args.ours_worker_args.split()
+                    config = {"workerExtraContainerConfig": {"args": extra}} if extra else {}
+
                     async def ours(hint: str) -> dict[str, Any]:
-                        return daskcluster(f"{hint}-{int(time.time() * 1000) % 10**8}")
+                        name = f"{hint}-{int(time.time() * 1000) % 10**8}"
+                        return daskcluster(name, config=config)
 
                     runners.append(
                         (

@@ -55,6 +55,8 @@ class CountingEmulator:
                  rbac: bool = True) -> None:  # fmt: skip
         self.emulator = Emulator(workdir / "work", rbac=rbac)
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        # (monotonic time answered, client, method, path) of every write
+        self.writes: list[tuple[float, str, str, str]] = []
         self.kubeconfig = workdir / "kubeconfig"
         handle = self.emulator.router.handle
 
@@ -67,7 +69,10 @@ class CountingEmulator:
                 kind = "write"
             self.counts[(client, kind)] += 1
             self.counts[(client, f"{request.method} {resource_of(request.path)}")] += 1
-            return await handle(request)
+            answer = await handle(request)
+            if kind == "write":
+                self.writes.append((time.monotonic(), client, request.method, request.path))
+            return answer
 
         self.emulator.router.handle = counting  # type: ignore[method-assign]
 
@@ -176,6 +181,21 @@ async def lifecycle(emu: CountingEmulator, client: KubeClient, side: Side, hint:
         tail = _logs(emu, f"dask-worker-{name}-", 1500)
         raise TimeoutError(f"{exc}; last heartbeat {beats}; a worker's log:\n{tail}") from None
     scale_s = time.monotonic() - t1
+    # The controller's share of new_cluster(): created -> scheduler Pod created, and the
+    # scheduler Pod's last status write (ready) -> the status write that made it Running.
+    sched = f"/pods/dask-scheduler-{name}"
+    made = next(t for t, who, m, path in emu.writes
+                if t > t0 and who == side.who and m == "POST" and path.endswith("/pods"))  # fmt: skip
+    running = [t for t, who, m, path in emu.writes if t0 < t < t1 and who == side.who
+               and path.endswith(f"/daskclusters/{name}/status")]  # fmt: skip
+    ready = [t for t, _, _, path in emu.writes if path.endswith(sched + "/status")
+             and t0 < t < running[-1]]  # fmt: skip
+    # The controller's share of scale(): from the heartbeat's spec.replicas patch to its
+    # last worker pod created (the rest is the pods' processes starting and connecting).
+    patched = next(t for t, _, m, path in emu.writes
+                   if t > t1 and m == "PATCH" and path.endswith(f"/daskclusters/{name}"))  # fmt: skip
+    pods = [t for t, who, m, path in emu.writes
+            if t > patched and who == side.who and m == "POST" and path.endswith("/pods")]  # fmt: skip
     await client.patch(side.resource, name, {"spec": {"active": False}}, NS)
     await poll(lambda: phase("Stopped"), 120, f"{side.who} Stopped")
     await client.delete(side.resource, name, NS)
@@ -194,7 +214,10 @@ async def lifecycle(emu: CountingEmulator, client: KubeClient, side: Side, hint:
         print(f"{side.who}: writes of lifecycle {hint}: {writes}")
     return {
         "new_cluster() until usable s": started,
+        "  of it: created -> scheduler pod created s": made - t0,
+        "  of it: scheduler ready -> Running written s": running[-1] - ready[-1],
         f"scale({workers}) until {workers} workers s": scale_s,
+        "  of it: spec.replicas -> pods created s": max(pods[:workers]) - patched,
         "API writes": mine.get("write", 0),
         "API reads": mine.get("read", 0),
         "API watches": mine.get("watch", 0),

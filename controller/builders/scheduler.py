@@ -77,9 +77,12 @@ def build_scheduler_pod(spec: ClusterSpec) -> dict[str, Any]:
             {"name": DASHBOARD_PORT_NAME, "containerPort": DASHBOARD_PORT, "protocol": "TCP"},
             {"name": API_PORT_NAME, "containerPort": API_PORT, "protocol": "TCP"},
         ],
+        # Readiness is when the cluster turns Running (a client waits for it), and a
+        # scheduler is up about a second after its process starts: probing every
+        # second (Kubernetes' minimum) costs the client at most 1 s, not 5 as upstream's.
         "readinessProbe": {
             "httpGet": {"path": HEALTH_PATH, "port": API_PORT_NAME},
-            "periodSeconds": 2,
+            "periodSeconds": 1,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
