@@ -33,6 +33,26 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tests.polling import until
 
 ADMIN_SERVICE = "hubtools-admin"
+
+
+def trivial_spawner_config(root: Path) -> str:
+    """Hub config for a spawner whose "server" is a plain HTTP server per user: the
+    hub counts it as running, so a test can start and stop servers quickly."""
+    return f"""
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+
+class TrivialSpawner(SimpleLocalProcessSpawner):
+    # any HTTP answer tells the hub the server is up; no notebook stack needed
+    def get_args(self):
+        return [str(self.port), "--bind", "127.0.0.1"]
+
+c.JupyterHub.spawner_class = TrivialSpawner
+c.Spawner.cmd = [{sys.executable!r}, "-m", "http.server"]
+c.Spawner.http_timeout = 60
+c.SimpleLocalProcessSpawner.home_dir_template = "{root}/home/{{username}}"
+"""
+
+
 START_TIMEOUT = 120.0
 
 

@@ -7,7 +7,6 @@ external service with JupyterHub auth and the scopes the watch needs.
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 import pytest_asyncio
@@ -15,7 +14,7 @@ import pytest_asyncio
 from jhub_gateway import Gateway
 from jhub_gateway.client import JupyterHubAuth
 from tests.gatewaytools import GatewayProcess
-from tests.hubtools import run_hub
+from tests.hubtools import run_hub, trivial_spawner_config
 from tests.polling import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -24,19 +23,6 @@ SERVICE = "dask-gateway"
 ACCESS = f"access:services!service={SERVICE}"
 GRACE = 8.0
 
-SPAWNER = f"""
-import sys
-from jupyterhub.spawner import SimpleLocalProcessSpawner
-
-class TrivialSpawner(SimpleLocalProcessSpawner):
-    # any HTTP answer tells the hub the server is up; no notebook stack needed
-    def get_args(self):
-        return [str(self.port), "--bind", "127.0.0.1"]
-
-c.JupyterHub.spawner_class = TrivialSpawner
-c.Spawner.cmd = [{sys.executable!r}, "-m", "http.server"]
-c.Spawner.http_timeout = 60
-"""
 
 GATEWAY_CONFIG = """
 from jhub_gateway.options import Options, Bool
@@ -96,9 +82,7 @@ async def stack(tmp_path_factory):
         {"name": "user", "scopes": ["self", ACCESS]},
         {"name": "gateway", "scopes": ["list:users", "read:servers"], "services": [SERVICE]},
     ]
-    extra = (
-        SPAWNER + f'\nc.SimpleLocalProcessSpawner.home_dir_template = "{root}/home/{{username}}"\n'
-    )
+    extra = trivial_spawner_config(root)
     # the gateway's address is only known once GatewayProcess picked a port; hubs accept
     # a service without a url (external, API only)
     async with run_hub(

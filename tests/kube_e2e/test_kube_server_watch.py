@@ -10,12 +10,11 @@ grace period and its pods go; bob, whose server runs, keeps his.
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 import pytest_asyncio
 
-from tests.hubtools import run_hub
+from tests.hubtools import run_hub, trivial_spawner_config
 from tests.polling import until
 
 from .stack import Stack, http
@@ -26,18 +25,6 @@ SERVICE = "dask-gateway"
 ACCESS = f"access:services!service={SERVICE}"
 GRACE = 6.0
 
-SPAWNER = f"""
-from jupyterhub.spawner import SimpleLocalProcessSpawner
-
-class TrivialSpawner(SimpleLocalProcessSpawner):
-    # any HTTP answer tells the hub the server is up; no notebook stack needed
-    def get_args(self):
-        return [str(self.port), "--bind", "127.0.0.1"]
-
-c.JupyterHub.spawner_class = TrivialSpawner
-c.Spawner.cmd = [{sys.executable!r}, "-m", "http.server"]
-c.Spawner.http_timeout = 60
-"""
 
 API_CONFIG = """
 c.GatewayApp.authenticator = "jupyterhub"
@@ -83,9 +70,7 @@ async def stack(tmp_path_factory):
         {"name": "user", "scopes": ["self", ACCESS]},
         {"name": "gateway", "scopes": ["list:users", "read:servers"], "services": [SERVICE]},
     ]
-    extra = (
-        SPAWNER + f'\nc.SimpleLocalProcessSpawner.home_dir_template = "{root}/home/{{username}}"\n'
-    )
+    extra = trivial_spawner_config(root)
     async with run_hub(
         root, services=[{"name": SERVICE}], users=["alice", "bob"], roles=roles, extra_config=extra
     ) as hub:
