@@ -115,6 +115,9 @@ async def many(root: Path, clusters: int, rate: float, burst: int) -> dict[str, 
             root, emu.kubeconfig, NS, "http://127.0.0.1:1/api", name=f"many-{rate:g}",
             leader_election=False, parallelism=20, k8s_api_rate_limit=rate,
             k8s_api_rate_limit_burst=burst,
+            # Start timeouts count from creation, time queued behind 499 others included:
+            # at 50 req/s the last clusters' schedulers are created after about 60 s.
+            scheduler_start_timeout=600.0, worker_start_timeout=600.0,
         )  # fmt: skip
         await controller.start()
         await controller.wait_ready()

@@ -127,15 +127,26 @@ class EndpointSliceController:
         self._dirty: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._written: dict[tuple[str, str], dict] = {}
+        self._members: dict[tuple[str, str], set[str]] = {}  # pod names in the written slice
 
     def service_changed(self, ns: str, name: str) -> None:
         self._dirty.add((ns, name))
         self._wake.set()
 
-    def namespace_changed(self, ns: str) -> None:
-        for sns, name in self.services():
-            if sns == ns:
-                self._dirty.add((sns, name))
+    def pod_changed(self, pod: dict) -> None:
+        """Mark the Services that select ``pod`` now or listed it in their slice.
+
+        Only those: re-deriving every slice of the namespace on each pod event
+        costs services x pods per event, which stalls a node with many of both.
+        """
+        meta = pod["metadata"]
+        ns, name, labels = meta.get("namespace", ""), meta["name"], meta.get("labels") or {}
+        for key, svc in self.services().items():
+            if key[0] != ns:
+                continue
+            selector = svc.get("spec", {}).get("selector") or {}
+            if (selector and _matches(selector, labels)) or name in self._members.get(key, ()):
+                self._dirty.add(key)
         self._wake.set()
 
     async def run(self) -> None:
@@ -158,6 +169,7 @@ class EndpointSliceController:
         base = f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
         svc = self.services().get(key)
         if svc is None or not (svc.get("spec", {}).get("selector")):
+            self._members.pop(key, None)
             if self._written.pop(key, None) is not None:
                 try:
                     await self.api.request("DELETE", f"{base}/{slice_name(name)}")
@@ -182,3 +194,4 @@ class EndpointSliceController:
                 raise
             await self.api.request("POST", base, body=body)
         self._written[key] = body
+        self._members[key] = {e["targetRef"]["name"] for e in body["endpoints"]}

@@ -122,7 +122,7 @@ class Kubelet:
     def _on_pod(self, etype: str, pod: dict) -> None:
         meta, spec = pod["metadata"], pod.get("spec", {})
         key = (meta.get("namespace", ""), meta["name"])
-        self.endpoints.namespace_changed(key[0])
+        self.endpoints.pod_changed(pod)
         worker = self.workers.get(key)
         if worker is not None and (etype == "DELETED" or worker.uid != meta.get("uid", "")):
             self._drop(key)
