@@ -296,9 +296,22 @@ class Reconciler:
         return pod
 
     def _check_start_timeout(self, ctx: Context, pod: Obj | None) -> bool:
-        """True when the scheduler is overdue; otherwise schedule a look at the deadline."""
-        created = podstate.parse_time((ctx.cluster.get("metadata") or {}).get("creationTimestamp"))
+        """True when the scheduler is overdue; otherwise schedule a look at the deadline.
+
+        The clock starts when the scheduler pod was created, not the DaskCluster: in a
+        burst a cluster may wait in the work queue (rate limit) longer than the timeout,
+        and that wait is ours, not the scheduler's. A pod created moments ago that the
+        cache has not shown yet is not overdue either.
+        """
         timeout = self._timeout(ctx, "schedulerStartTimeout", self.settings.scheduler_start_timeout)
+        if pod is None and scheduler_pod_name(ctx.name) in self.expectations.creates(ctx.key, POD):
+            self._set_phase(ctx, PENDING, "SchedulerStarting", "waiting for the scheduler pod")
+            return False  # the pod's own event brings the next look
+        created = podstate.created_at(pod) if pod is not None else None
+        if created is None:
+            created = podstate.parse_time(
+                (ctx.cluster.get("metadata") or {}).get("creationTimestamp")
+            )
         if created is None:
             created = ctx.now
         left = created + timeout - ctx.now

@@ -13,7 +13,7 @@ import pytest
 from jhub_gateway.controller.cache import ClusterCache
 from jhub_gateway.controller.expectations import Expectations
 from jhub_gateway.controller.manager import requeue_after_error
-from jhub_gateway.controller.podstate import parse_time
+from jhub_gateway.controller.podstate import format_time, parse_time
 from jhub_gateway.controller.reconcile import Reconciler
 from jhub_gateway.controller.secrets import new_credentials
 from jhub_gateway.controller.settings import ControllerSettings
@@ -263,6 +263,28 @@ async def test_scheduler_start_timeout_fails_with_the_pods_reason(status: dict, 
     await w.run()
     w.sync()
     assert w.status["phase"] == "Failed" and w.status["reason"] == reason
+
+
+async def test_the_scheduler_start_timeout_counts_from_its_pod_not_the_queue() -> None:
+    """A burst can hold a cluster in the rate-limited queue past its start timeout;
+    that wait is the controller's, so the scheduler's clock starts with its pod."""
+    w = World()
+    w.now = T0 + 100  # first reconciled 100 s after creation; the timeout is 30 s
+    await w.run()
+    assert w.status.get("phase") != "Failed"  # created, the cache has not shown it yet
+    w.sync()
+    pod = w.cache.children("Pod", KEY)["dask-scheduler-c1"]
+    meta = {**pod["metadata"], "creationTimestamp": format_time(T0 + 100)}
+    w.cache.apply("Pod", "MODIFIED", {**pod, "metadata": meta})
+    set_pod_status(w.cache, "ns", "dask-scheduler-c1", pending())
+    w.now = T0 + 120
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Pending"
+    w.now = T0 + 131
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Failed" and w.status["reason"] == "StartTimeout"
 
 
 async def test_worker_start_timeout_fails_the_cluster() -> None:
