@@ -11,6 +11,8 @@ import asyncio
 import json
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +21,7 @@ import helm_python as helm
 
 from tests.kube.apiserver import launch
 from tests.kube.apiserver.cluster import KubeCluster
+from tests.polling import wait_for
 
 from .chart import CHART, NAMESPACE, RELEASE, values
 
@@ -86,6 +89,26 @@ class EmulatorThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
         self.loop.close()
+
+
+def api_routed(address: str, timeout: float = 60) -> None:
+    """Wait until Traefik at ``address`` routes the gateway API again.
+
+    After a roll the api Service's endpoints change, and Traefik drops a route
+    whose Service has no ready endpoint until its watch brings the new ones:
+    for that moment it answers its own 404 instead of the gateway's 401.
+    """
+
+    def routed() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{address}/api/v1/clusters/", timeout=5):
+                return True
+        except urllib.error.HTTPError as exc:
+            return exc.code != 404
+        except OSError:
+            return False
+
+    wait_for(routed, timeout=timeout, interval=0.2, what=f"the gateway API routed at {address}")
 
 
 def kubectl(kubeconfig: Path, *args: str) -> str:

@@ -20,7 +20,15 @@ from dask_gateway import BasicAuth, Gateway
 from tests.polling import wait_for
 
 from .chart import FULLNAME, NAMESPACE
-from .install import CONFIG_YAML, PASSWORD, EmulatorThread, Release, kubectl, kubectl_json
+from .install import (
+    CONFIG_YAML,
+    PASSWORD,
+    EmulatorThread,
+    Release,
+    api_routed,
+    kubectl,
+    kubectl_json,
+)
 
 pytestmark = [pytest.mark.kube]
 
@@ -84,6 +92,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         release.upgrade_install(CONFIG_YAML)
         svc = kubectl_json(kube.kubeconfig, "get", "service", "-n", NAMESPACE, TRAEFIK)
         ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+        api_routed(ip)
         yield Installed(kube, release, ip)
     finally:
         if release is not None:
@@ -207,6 +216,7 @@ def test_upgrade_rolls_pods_keeps_cluster_then_uninstall_cleans_up(installed: In
         before = {p["metadata"]["name"] for p in running_pods(installed, "api")}
 
         installed.release.upgrade_install(UPGRADE_YAML)
+        api_routed(installed.external_ip)
 
         after = running_pods(installed, "api")
         assert len(after) == 2

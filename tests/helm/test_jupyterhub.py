@@ -22,7 +22,7 @@ from dask_gateway import BasicAuth, Gateway, JupyterHubAuth
 from tests.polling import wait_for
 
 from .chart import FULLNAME, NAMESPACE
-from .install import EmulatorThread, Release, kubectl, kubectl_json
+from .install import EmulatorThread, Release, api_routed, kubectl, kubectl_json
 from .z2jh import GATEWAY_SERVICE, HubApi, Z2jh
 
 pytestmark = [pytest.mark.kube]
@@ -103,7 +103,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         svc = kubectl_json(kube.kubeconfig, "get", "service", "-n", NAMESPACE, "hub")
         hub = HubApi(svc["spec"]["clusterIP"], z2jh.admin_token)
         wait_for(lambda: hub.call("GET", "/")[0] == 200, timeout=90, what="hub API up")
-        yield Setup(kube, release, hub, z2jh, ip["status"]["loadBalancer"]["ingress"][0]["ip"])
+        external_ip = ip["status"]["loadBalancer"]["ingress"][0]["ip"]
+        api_routed(external_ip)
+        yield Setup(kube, release, hub, z2jh, external_ip)
     finally:
         if release is not None:
             release.close()
@@ -121,6 +123,7 @@ def test_upgrade_to_jupyterhub_finds_hub_and_token_and_drops_the_password(setup:
     before = {p["metadata"]["name"] for p in api_pods(setup)}
 
     setup.release.upgrade_install(JUPYTERHUB_YAML)
+    api_routed(setup.external_ip)
 
     after = api_pods(setup)
     assert after and not before & {p["metadata"]["name"] for p in after}  # rolled
@@ -195,6 +198,7 @@ def test_explicit_token_and_url_still_work(setup: Setup) -> None:
         + f"      apiToken: {setup.z2jh.gateway_token}\n"
         + f"      apiUrl: http://hub.{NAMESPACE}:8081/hub/api\n"
     )
+    api_routed(setup.external_ip)
     (pod,) = api_pods(setup)
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     ref = env["JUPYTERHUB_API_TOKEN"]["valueFrom"]["secretKeyRef"]
