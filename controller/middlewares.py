@@ -1,7 +1,8 @@
-"""The two dashboard Middlewares every IngressRoute of a namespace shares.
+"""The three dashboard Middlewares every IngressRoute of a namespace shares.
 
 Forward-auth to the api service (dashboards stay authenticated: owner or
-admin) and a strip-prefix regex. They are instance objects, not a cluster's:
+admin), one that drops the caller's cookies and Authorization header before
+the request reaches the user's scheduler, and a strip-prefix regex. They are instance objects, not a cluster's:
 created once per namespace when its first cluster is reconciled, patched when
 the controller's configuration changed them, never owned by a DaskCluster.
 A same-named Middleware without our instance labels is foreign: the informer
@@ -16,7 +17,11 @@ from typing import Any
 
 from jhub_gateway.kube.client import MIDDLEWARES, AlreadyExists
 
-from .builders import build_forward_auth_middleware, build_strip_prefix_middleware
+from .builders import (
+    build_drop_credentials_middleware,
+    build_forward_auth_middleware,
+    build_strip_prefix_middleware,
+)
 from .cache import ClusterCache
 from .protocols import ApiClient
 from .settings import ControllerSettings
@@ -38,6 +43,7 @@ class SharedMiddlewares:
         s = self.settings
         return [
             build_forward_auth_middleware(s.instance, namespace, s.dashboard_auth_url),
+            build_drop_credentials_middleware(s.instance, namespace),
             build_strip_prefix_middleware(s.instance, namespace, s.route_prefix),
         ]
 

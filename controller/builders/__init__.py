@@ -17,6 +17,7 @@ from .labels import (
     selector_string,
     service_name,
     shared_auth_name,
+    shared_drop_credentials_name,
     shared_strip_prefix_name,
     strip_prefix_name,
     worker_generate_name,
@@ -24,6 +25,7 @@ from .labels import (
 )
 from .ownership import cluster_owner_reference, merge_json_objects, owner_reference
 from .routes import (
+    build_drop_credentials_middleware,
     build_forward_auth_middleware,
     build_ingressroute,
     build_ingressroute_tcp,
@@ -39,6 +41,7 @@ from .worker import build_worker_pod
 
 __all__ = [
     "ClusterSpec",
+    "build_drop_credentials_middleware",
     "build_forward_auth_middleware",
     "build_ingressroute",
     "build_ingressroute_tcp",
@@ -62,6 +65,7 @@ __all__ = [
     "selector_string",
     "service_name",
     "shared_auth_name",
+    "shared_drop_credentials_name",
     "shared_strip_prefix_name",
     "sni_name",
     "strip_prefix_name",

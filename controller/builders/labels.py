@@ -36,6 +36,7 @@ __all__ = [
     "selector_string",
     "service_name",
     "shared_auth_name",
+    "shared_drop_credentials_name",
     "shared_strip_prefix_name",
     "strip_prefix_name",
     "worker_generate_name",
@@ -74,6 +75,11 @@ def strip_prefix_name(name: str) -> str:
 def shared_strip_prefix_name(instance: str) -> str:
     """The one strip-prefix Middleware per namespace that every dashboard route uses."""
     return f"{instance}-dashboard-strip-prefix"
+
+
+def shared_drop_credentials_name(instance: str) -> str:
+    """The one Middleware per namespace that keeps the caller's credentials from schedulers."""
+    return f"{instance}-dashboard-drop-credentials"
 
 
 def shared_auth_name(instance: str) -> str:

@@ -24,6 +24,7 @@ from .labels import (
     route_name,
     service_name,
     shared_auth_name,
+    shared_drop_credentials_name,
     shared_strip_prefix_name,
 )
 from .ownership import object_meta
@@ -34,6 +35,7 @@ __all__ = [
     "TRAEFIK_API_VERSION",
     "build_ingressroute",
     "build_ingressroute_tcp",
+    "build_drop_credentials_middleware",
     "build_forward_auth_middleware",
     "build_strip_prefix_middleware",
     "dashboard_path",
@@ -100,6 +102,18 @@ def build_forward_auth_middleware(instance: str, namespace: str, auth_url: str) 
     return _instance_object("Middleware", instance, namespace, shared_auth_name(instance), body)
 
 
+def build_drop_credentials_middleware(instance: str, namespace: str) -> dict[str, Any]:
+    """Removes the caller's own credentials from every proxied dashboard request.
+
+    A scheduler runs its user's code: the cookies (the hub's and ours) and the
+    Authorization header of whoever opens the dashboard, an admin say, must not
+    reach it. Forward-auth has read them already; an empty value deletes a header.
+    """
+    body = {"headers": {"customRequestHeaders": {"Cookie": "", "Authorization": ""}}}
+    return _instance_object("Middleware", instance, namespace,
+                            shared_drop_credentials_name(instance), body)  # fmt: skip
+
+
 def build_ingressroute(spec: ClusterSpec) -> dict[str, Any]:
     middlewares: list[dict[str, str]] = []
     if spec.dashboard_auth_middleware:
@@ -107,6 +121,7 @@ def build_ingressroute(spec: ClusterSpec) -> dict[str, Any]:
         if spec.dashboard_auth_middleware_namespace:
             auth["namespace"] = spec.dashboard_auth_middleware_namespace
         middlewares.append(auth)
+    middlewares.append({"name": shared_drop_credentials_name(spec.instance)})
     middlewares.append({"name": shared_strip_prefix_name(spec.instance)})
     route = {
         "kind": "Rule",

@@ -19,6 +19,7 @@ _ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*):(?P<port>[
 
 API_ROUTER = "gateway-api"
 AUTH_MIDDLEWARE = "gateway-dashboard-auth"
+DROP_CREDENTIALS = "gateway-dashboard-drop-credentials"
 SNI_PREFIX = "daskgateway-"
 
 
@@ -135,8 +136,14 @@ def dynamic_config(
             path = f"{base}/clusters/{name}"
             strip = f"strip-{name}"
             middlewares[strip] = {"stripPrefix": {"prefixes": [path]}}
+            # The scheduler runs its user's code: the cookies and Authorization header
+            # of whoever opens the dashboard (an admin, say) must not reach it.
+            # Forward-auth has read them already; an empty value deletes a header.
+            middlewares[DROP_CREDENTIALS] = {
+                "headers": {"customRequestHeaders": {"Cookie": "", "Authorization": ""}}
+            }
             # auth sees the original path (X-Forwarded-Uri), so it runs before the strip
-            chain = ([AUTH_MIDDLEWARE] if auth_url else []) + [strip]
+            chain = ([AUTH_MIDDLEWARE] if auth_url else []) + [DROP_CREDENTIALS, strip]
             routers[dash] = {
                 "entryPoints": ["web"],
                 "rule": f"PathPrefix(`{path}/`)",

@@ -25,6 +25,7 @@ from kubernetes_asyncio import client, config
 from jhub_gateway import crd
 from jhub_gateway.controller.builders import (
     ClusterSpec,
+    build_drop_credentials_middleware,
     build_forward_auth_middleware,
     build_ingressroute,
     build_ingressroute_tcp,
@@ -102,9 +103,18 @@ BUILDERS: dict[str, Callable[[ClusterSpec], dict[str, Any]]] = {
     "middleware-auth": lambda spec: build_forward_auth_middleware(
         spec.instance, spec.namespace, "http://api-jhub-gateway.gateway:8000/api/v1/dashboard-auth"
     ),
+    "middleware-drop-credentials": lambda spec: build_drop_credentials_middleware(
+        spec.instance, spec.namespace
+    ),
 }
 CORE = ("secret", "scheduler-pod", "worker-pod", "service")
-TRAEFIK = ("ingressroute", "ingressroutetcp", "middleware", "middleware-auth")
+TRAEFIK = (
+    "ingressroute",
+    "ingressroutetcp",
+    "middleware",
+    "middleware-auth",
+    "middleware-drop-credentials",
+)
 
 
 @pytest.mark.parametrize("kind", sorted(BUILDERS))

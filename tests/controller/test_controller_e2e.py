@@ -200,7 +200,7 @@ async def test_dashboard_needs_auth_through_traefik(env: Env) -> None:
     assert await get({"Authorization": "token wrong"}) == 401
     mws, _ = await env.client.list(MIDDLEWARES, NS)
     assert sorted(m["metadata"]["name"] for m in mws) == [
-        "gw-dashboard-auth", "gw-dashboard-strip-prefix"
+        "gw-dashboard-auth", "gw-dashboard-drop-credentials", "gw-dashboard-strip-prefix"
     ]  # fmt: skip
 
 
@@ -308,7 +308,7 @@ async def test_deleting_the_daskcluster_leaves_no_child_object(env: Env) -> None
     await wait_for(all_gone, "garbage collection of every child")
     # The shared, instance-level Middlewares stay for the namespace's other clusters.
     mws, _ = await env.client.list(MIDDLEWARES, NS)
-    assert len(mws) == 2
+    assert len(mws) == 3
 
 
 async def test_a_scheduler_that_exits_fails_the_cluster_with_its_log(env: Env) -> None:

@@ -118,6 +118,7 @@ async def test_a_new_cluster_gets_its_children_once_even_with_a_slow_informer() 
         ("create", "secrets"),
         ("create", "middlewares"),
         ("create", "middlewares"),
+        ("create", "middlewares"),
         ("create", "pods"),
         ("create", "services"),
         ("create", "ingressroutetcps"),
@@ -382,4 +383,8 @@ async def test_concurrent_first_clusters_of_a_namespace_create_its_middlewares_o
         cache.apply("DaskCluster", "ADDED", cluster(name))
     await asyncio.gather(*(reconciler.reconcile(("ns", n)) for n in names))
     middlewares = [c for c in client.take() if c[:2] == ("create", "middlewares")]
-    assert sorted(c[2] for c in middlewares) == ["gw-dashboard-auth", "gw-dashboard-strip-prefix"]
+    assert sorted(c[2] for c in middlewares) == [
+        "gw-dashboard-auth",
+        "gw-dashboard-drop-credentials",
+        "gw-dashboard-strip-prefix",
+    ]

@@ -57,6 +57,42 @@ def test_dashboard_through_traefik_needs_the_owner(gateway, running):
     assert running.dashboard_link.endswith(f"/clusters/{running.name}/status")
 
 
+def test_the_scheduler_never_sees_the_viewers_credentials(gateway, running):
+    """A scheduler runs its user's code; whoever opens the dashboard (an admin, say)
+    must not hand it their Authorization header or cookies."""
+
+    # Defined here, so they travel to the scheduler by value (it cannot import tests).
+    def spy(dask_scheduler):
+        guard = dask_scheduler.http_server.request_callback
+        seen = dask_scheduler.jhub_test_seen_headers = []
+        original = guard.find_handler
+
+        def find_handler(request, **kwargs):
+            seen.append({k.lower(): v for k, v in request.headers.items()})
+            return original(request, **kwargs)
+
+        guard.find_handler = find_handler
+
+    def seen_headers(dask_scheduler):
+        del dask_scheduler.http_server.request_callback.find_handler  # back to the class's
+        return dask_scheduler.jhub_test_seen_headers
+
+    client = running.get_client(set_as_default=False)
+    try:
+        client.run_on_scheduler(spy)
+        url = gateway.address + f"/clusters/{running.name}/status"
+        headers = {"Authorization": basic("alice"), "Cookie": "jupyterhub-session-id=s3cret"}
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30):
+            pass
+        seen = client.run_on_scheduler(seen_headers)
+    finally:
+        client.close()
+    assert seen, "the dashboard request reached the scheduler"
+    for request_headers in seen:
+        assert "authorization" not in request_headers and "cookie" not in request_headers
+        assert "x-jhub-gateway-dashboard-credential" in request_headers
+
+
 def test_users_see_and_touch_only_their_own_clusters(gateway, running):
     with Gateway(gateway.address, auth=BasicAuth("mallory")) as gw:
         assert gw.list_clusters() == []

@@ -52,7 +52,7 @@ def test_dynamic_config_for_one_cluster():
         "entryPoints": ["web"],
         "rule": "PathPrefix(`/p/clusters/x/`)",
         "service": "dashboard-x",
-        "middlewares": ["gateway-dashboard-auth", "strip-x"],
+        "middlewares": ["gateway-dashboard-auth", "gateway-dashboard-drop-credentials", "strip-x"],
         "priority": 100,
     }
     assert http["services"]["dashboard-x"]["loadBalancer"]["servers"] == [
@@ -65,6 +65,8 @@ def test_dynamic_config_for_one_cluster():
         "Accept",  # lets the service redirect browsers to the hub login
     ]
     # the dashboard credential goes onto the proxied request (the scheduler checks it)
+    drop = http["middlewares"]["gateway-dashboard-drop-credentials"]["headers"]
+    assert drop["customRequestHeaders"] == {"Cookie": "", "Authorization": ""}
     forward_auth = http["middlewares"]["gateway-dashboard-auth"]["forwardAuth"]
     assert forward_auth["authResponseHeaders"] == ["X-Jhub-Gateway-Dashboard-Credential"]
     assert tcp["routers"]["scheduler-x"]["rule"] == "HostSNI(`daskgateway-x`)"
