@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 HEADER = "X-Jhub-Gateway-Dashboard-Credential"
 _LABEL = b"jhub-gateway dashboard credential v1"
@@ -23,3 +24,29 @@ def dashboard_credential(token: str) -> str:
     if not token:
         raise ValueError("a cluster without a token has no dashboard credential")
     return hmac.new(token.encode(), _LABEL, hashlib.sha256).hexdigest()
+
+
+def forward_auth_spec(auth_url: str) -> dict[str, Any]:
+    """Traefik's forwardAuth Middleware spec for dashboards, on either backend.
+
+    The auth endpoint sees the caller's credentials; its 200 carries the
+    dashboard credential, which Traefik copies onto the proxied request,
+    replacing a same-named header the browser sent.
+    """
+    return {
+        "forwardAuth": {
+            "address": auth_url,
+            "authRequestHeaders": ["Authorization", "Cookie", "Accept"],
+            "authResponseHeaders": [HEADER],
+        }
+    }
+
+
+def drop_credentials_spec() -> dict[str, Any]:
+    """Traefik's headers Middleware spec that keeps the viewer's credentials from schedulers.
+
+    A scheduler runs its user's code: the cookies (the hub's and ours) and the
+    Authorization header of whoever opens the dashboard, an admin say, must not
+    reach it. Forward-auth has read them already; an empty value deletes a header.
+    """
+    return {"headers": {"customRequestHeaders": {"Cookie": "", "Authorization": ""}}}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jhub_gateway.dashboard_credential import HEADER as DASHBOARD_CREDENTIAL_HEADER
+from jhub_gateway.dashboard_credential import drop_credentials_spec, forward_auth_spec
 
 from .labels import (
     cluster_labels,
@@ -92,24 +92,13 @@ def build_forward_auth_middleware(instance: str, namespace: str, auth_url: str) 
     Its answer carries the cluster's dashboard credential, which Traefik copies onto
     the proxied request (replacing any the browser sent); the scheduler needs it.
     """
-    body = {
-        "forwardAuth": {
-            "address": auth_url,
-            "authRequestHeaders": ["Authorization", "Cookie", "Accept"],
-            "authResponseHeaders": [DASHBOARD_CREDENTIAL_HEADER],
-        }
-    }
+    body = forward_auth_spec(auth_url)
     return _instance_object("Middleware", instance, namespace, shared_auth_name(instance), body)
 
 
 def build_drop_credentials_middleware(instance: str, namespace: str) -> dict[str, Any]:
-    """Removes the caller's own credentials from every proxied dashboard request.
-
-    A scheduler runs its user's code: the cookies (the hub's and ours) and the
-    Authorization header of whoever opens the dashboard, an admin say, must not
-    reach it. Forward-auth has read them already; an empty value deletes a header.
-    """
-    body = {"headers": {"customRequestHeaders": {"Cookie": "", "Authorization": ""}}}
+    """Removes the viewer's own credentials from every proxied dashboard request."""
+    body = drop_credentials_spec()
     return _instance_object("Middleware", instance, namespace,
                             shared_drop_credentials_name(instance), body)  # fmt: skip
 

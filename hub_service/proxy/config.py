@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jhub_gateway.dashboard_credential import HEADER as DASHBOARD_CREDENTIAL_HEADER
+from jhub_gateway.dashboard_credential import drop_credentials_spec, forward_auth_spec
 
 # Traefik names are also used in its API paths (``<name>@file``); cluster names are
 # slugs, so refuse anything else rather than quoting it into rules.
@@ -120,14 +120,7 @@ def dynamic_config(
     services: dict[str, Any] = {API_ROUTER: {"loadBalancer": {"servers": [{"url": api_url}]}}}
     middlewares: dict[str, Any] = {}
     if auth_url:
-        middlewares[AUTH_MIDDLEWARE] = {
-            "forwardAuth": {
-                "address": auth_url,
-                "authRequestHeaders": ["Authorization", "Cookie", "Accept"],
-                # onto the proxied request, replacing a same-named header from the browser
-                "authResponseHeaders": [DASHBOARD_CREDENTIAL_HEADER],
-            }
-        }
+        middlewares[AUTH_MIDDLEWARE] = forward_auth_spec(auth_url)
     tcp_routers: dict[str, Any] = {}
     tcp_services: dict[str, Any] = {}
     for name, route in sorted(routes.items()):
@@ -136,12 +129,7 @@ def dynamic_config(
             path = f"{base}/clusters/{name}"
             strip = f"strip-{name}"
             middlewares[strip] = {"stripPrefix": {"prefixes": [path]}}
-            # The scheduler runs its user's code: the cookies and Authorization header
-            # of whoever opens the dashboard (an admin, say) must not reach it.
-            # Forward-auth has read them already; an empty value deletes a header.
-            middlewares[DROP_CREDENTIALS] = {
-                "headers": {"customRequestHeaders": {"Cookie": "", "Authorization": ""}}
-            }
+            middlewares[DROP_CREDENTIALS] = drop_credentials_spec()
             # auth sees the original path (X-Forwarded-Uri), so it runs before the strip
             chain = ([AUTH_MIDDLEWARE] if auth_url else []) + [DROP_CREDENTIALS, strip]
             routers[dash] = {
