@@ -144,6 +144,11 @@ class KubeController(Application):
         60.0, help="Seconds a worker pod may take to start (unless the cluster's config says).",
         config=True,
     )  # fmt: skip
+    start_timeout_cap_factor = Float(
+        3.0, min=1.0, help="A cluster not Running this many scheduler start timeouts after its "
+        "DaskCluster was created FAILS, however often its scheduler pod was replaced (each "
+        "new pod gets a fresh timeout; waiting in the queue in a burst counts here).", config=True,
+    )  # fmt: skip
     k8s_api_rate_limit = Float(50.0, help="Average Kubernetes API calls per second (all callers).",
                                config=True)  # fmt: skip
     k8s_api_rate_limit_burst = Integer(100, help="Burst of Kubernetes API calls allowed at once.",
@@ -227,6 +232,7 @@ class KubeController(Application):
             worker_cmd=tuple(self.worker_cmd),
             scheduler_start_timeout=self.scheduler_start_timeout,
             worker_start_timeout=self.worker_start_timeout,
+            start_timeout_cap_factor=self.start_timeout_cap_factor,
         )
 
     def run_settings(self) -> RunSettings:

@@ -169,7 +169,11 @@ class Reconciler:
     async def _converge(self, ctx: Context) -> None:
         phase = ctx.status.get("phase") or PENDING
         spec = ctx.cluster.get("spec") or {}
-        ctx.status.setdefault("startTime", podstate.format_time(ctx.now))
+        # When the user asked for the cluster (its creation), not when we first got to
+        # write its status: in a burst that is later by the time it waited in the queue.
+        ctx.status.setdefault(
+            "startTime", podstate.format_time(_created_at(ctx.cluster) or ctx.now)
+        )
         ctx.status["selector"] = selector_string(worker_selector(self.settings.instance, ctx.name))
         if phase in FINAL:
             ctx.cleanup = True
@@ -280,10 +284,11 @@ class Reconciler:
             if phase == RUNNING:
                 # Readiness lost after start: the Service stops routing; wait, don't fail.
                 return None
-            if self._check_start_timeout(ctx, pod):
+            overdue = self._check_start_timeout(ctx, pod)
+            if overdue:
                 reason, message = podstate.start_failure(pod)
                 logs = await self._log_tail(ctx, name)
-                self._fail(ctx, reason, f"scheduler: {message}" + _with_logs(logs))
+                self._fail(ctx, reason, f"scheduler: {message} ({overdue})" + _with_logs(logs))
             return None
         ip = podstate.pod_ip(pod)
         if phase != RUNNING:
@@ -295,34 +300,38 @@ class Reconciler:
         )
         return pod
 
-    def _check_start_timeout(self, ctx: Context, pod: Obj | None) -> bool:
-        """True when the scheduler is overdue; otherwise schedule a look at the deadline.
+    def _check_start_timeout(self, ctx: Context, pod: Obj | None) -> str:
+        """Why the scheduler is overdue ("" if not; then a look at the deadline is scheduled).
 
         The clock starts when the scheduler pod was created, not the DaskCluster: in a
         burst a cluster may wait in the work queue (rate limit) longer than the timeout,
         and that wait is ours, not the scheduler's. A pod created moments ago that the
-        cache has not shown yet is not overdue either.
+        cache has not shown yet is not overdue either. A pod that replaces a deleted or
+        evicted one gets a fresh timeout, but the whole start is capped at
+        ``start_timeout_cap_factor`` timeouts from the DaskCluster's creation, so a
+        scheduler that keeps being replaced cannot keep a cluster Pending forever.
         """
         timeout = self._timeout(ctx, "schedulerStartTimeout", self.settings.scheduler_start_timeout)
         if pod is None and scheduler_pod_name(ctx.name) in self.expectations.creates(ctx.key, POD):
             self._set_phase(ctx, PENDING, "SchedulerStarting", "waiting for the scheduler pod")
-            return False  # the pod's own event brings the next look
-        created = podstate.created_at(pod) if pod is not None else None
-        if created is None:
-            created = podstate.parse_time(
-                (ctx.cluster.get("metadata") or {}).get("creationTimestamp")
+            return ""  # the pod's own event brings the next look
+        cluster_created = _created_at(ctx.cluster) or ctx.now
+        pod_created = (podstate.created_at(pod) if pod is not None else None) or cluster_created
+        cap = timeout * self.settings.start_timeout_cap_factor
+        deadline, why = pod_created + timeout, f"not ready {timeout:g} s after its pod was created"
+        if cluster_created + cap < deadline:
+            deadline, why = (
+                cluster_created + cap,
+                f"not running {cap:g} s after the cluster's creation",
             )
-        if created is None:
-            created = ctx.now
-        left = created + timeout - ctx.now
+        left = deadline - ctx.now
         if left <= 0:
             if pod is None:
-                self._fail(ctx, "StartTimeout",
-                           f"no scheduler pod appeared within {timeout:g} s")  # fmt: skip
-            return True
+                self._fail(ctx, "StartTimeout", f"no scheduler pod is running ({why})")
+            return why
         self._set_phase(ctx, PENDING, "SchedulerStarting", "waiting for the scheduler pod")
         ctx.requeue_in(left)
-        return False
+        return ""
 
     @staticmethod
     def _timeout(ctx: Context, key: str, default: float) -> float:
@@ -400,6 +409,10 @@ class Reconciler:
     def forget_written(self) -> None:
         self._written.clear()
         self._held.clear()
+
+
+def _created_at(obj: Obj) -> float | None:
+    return podstate.parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
 
 
 def _with_logs(logs: str) -> str:

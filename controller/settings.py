@@ -28,6 +28,10 @@ class ControllerSettings:
     scheduler_start_timeout: float = 60.0
     """Default when a DaskCluster's ``spec.config`` does not say (seconds)."""
     worker_start_timeout: float = 60.0
+    start_timeout_cap_factor: float = 3.0
+    """A cluster that is not Running this many scheduler start timeouts after its
+    DaskCluster was created fails, however often its scheduler pod was replaced
+    (each new pod starts a fresh timeout; queue waits in a burst count here too)."""
     log_tail_lines: int = 20
     """Scheduler log lines kept in ``status.message`` when a cluster fails."""
     progress_status_delay: float = 2.0

@@ -266,26 +266,80 @@ async def test_scheduler_start_timeout_fails_with_the_pods_reason(status: dict, 
     assert w.status["phase"] == "Failed" and w.status["reason"] == reason
 
 
+def _scheduler_created_at(w: World, when: float) -> None:
+    """Give the cached scheduler pod a creationTimestamp (the fake API stamps CREATED)."""
+    pod = w.cache.children("Pod", KEY)["dask-scheduler-c1"]
+    meta = {**pod["metadata"], "creationTimestamp": format_time(when)}
+    w.cache.apply("Pod", "MODIFIED", {**pod, "metadata": meta})
+
+
 async def test_the_scheduler_start_timeout_counts_from_its_pod_not_the_queue() -> None:
     """A burst can hold a cluster in the rate-limited queue past its start timeout;
     that wait is the controller's, so the scheduler's clock starts with its pod."""
     w = World()
-    w.now = T0 + 100  # first reconciled 100 s after creation; the timeout is 30 s
+    w.now = T0 + 50  # first reconciled 50 s after creation; the timeout is 30 s
     await w.run()
     assert w.status.get("phase") != "Failed"  # created, the cache has not shown it yet
     w.sync()
-    pod = w.cache.children("Pod", KEY)["dask-scheduler-c1"]
-    meta = {**pod["metadata"], "creationTimestamp": format_time(T0 + 100)}
-    w.cache.apply("Pod", "MODIFIED", {**pod, "metadata": meta})
+    _scheduler_created_at(w, T0 + 50)
     set_pod_status(w.cache, "ns", "dask-scheduler-c1", pending())
-    w.now = T0 + 120
+    w.now = T0 + 70
     await w.run()
     w.sync()
     assert w.status["phase"] == "Pending"
-    w.now = T0 + 131
+    w.now = T0 + 81
     await w.run()
     w.sync()
     assert w.status["phase"] == "Failed" and w.status["reason"] == "StartTimeout"
+    assert "30 s after its pod was created" in w.status["message"]
+
+
+async def test_start_time_is_the_clusters_creation_not_the_first_status_write() -> None:
+    w = World()
+    w.now = T0 + 50  # queued for 50 s
+    await w.run()
+    w.sync()
+    w.now += SETTINGS.progress_status_delay
+    await w.run()
+    w.sync()
+    assert w.client.status_patches, "the Pending status was written"
+    assert w.status["startTime"] == CREATED
+
+
+async def test_a_scheduler_pod_replaced_again_and_again_cannot_restart_the_clock_forever() -> None:
+    """Each new scheduler pod gets its own timeout (30 s), but the whole start is capped
+    at start_timeout_cap_factor (3) timeouts from the DaskCluster's creation: 90 s."""
+    w = World()
+    for created in (T0 + 1, T0 + 30, T0 + 60):
+        w.now = created
+        await w.run()  # (re)creates the scheduler pod
+        w.sync()
+        _scheduler_created_at(w, created)
+        set_pod_status(w.cache, "ns", "dask-scheduler-c1", pending())
+        w.now = created + 25  # its own timeout is not over yet
+        after = await w.run()
+        w.sync()
+        assert w.status["phase"] == "Pending"
+        assert after is not None and after <= 30
+        # deleted (evicted, or by hand): the controller makes a new one
+        w.cache.apply("Pod", "DELETED", w.cache.children("Pod", KEY)["dask-scheduler-c1"])
+    # A fourth pod, made at T0+85, would have until T0+115 without the cap.
+    w.now = T0 + 85
+    await w.run()
+    w.sync()
+    _scheduler_created_at(w, T0 + 85)
+    set_pod_status(w.cache, "ns", "dask-scheduler-c1", pending())
+    w.now = T0 + 89
+    after = await w.run()
+    w.sync()
+    assert w.status["phase"] == "Pending"
+    assert after == pytest.approx(1, abs=0.1)  # woken at the cap, not at the pod's T0+115
+    w.now = T0 + 91
+    await w.run()
+    w.sync()
+    assert w.status["phase"] == "Failed" and w.status["reason"] == "StartTimeout"
+    assert "not running 90 s after the cluster's creation" in w.status["message"]
+    assert w.status["startTime"] == CREATED
 
 
 async def test_worker_start_timeout_fails_the_cluster() -> None:
