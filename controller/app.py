@@ -136,6 +136,15 @@ class KubeController(Application):
                          help="Command starting a scheduler in the cluster image.", config=True)  # fmt: skip
     worker_cmd = List(Unicode(), ["dask", "worker"], minlen=1,
                       help="Command starting a worker in the cluster image.", config=True)  # fmt: skip
+    worker_nanny = Bool(
+        False,
+        help="Run each worker under a dask nanny process. Off: the kubelet restarts a crashed "
+        "or OOM-killed worker container (restartPolicy OnFailure), so a nanny would only "
+        "double each pod's start time and idle memory. On for what needs one (NannyPlugins, "
+        "Client.restart() in place); one cluster can also append '--nanny' through "
+        "KubeClusterConfig.worker_extra_container_config args.",
+        config=True,
+    )
     scheduler_start_timeout = Float(
         60.0, help="Seconds a scheduler pod may take to become ready (unless the cluster's "
         "config says), then the cluster FAILS with the reason.", config=True,
@@ -230,6 +239,7 @@ class KubeController(Application):
             route_prefix=self.proxy_prefix.rstrip("/"),
             scheduler_cmd=tuple(self.scheduler_cmd),
             worker_cmd=tuple(self.worker_cmd),
+            worker_nanny=self.worker_nanny,
             scheduler_start_timeout=self.scheduler_start_timeout,
             worker_start_timeout=self.worker_start_timeout,
             start_timeout_cap_factor=self.start_timeout_cap_factor,

@@ -25,6 +25,7 @@ class ControllerSettings:
     route_prefix: str = ""
     scheduler_cmd: tuple[str, ...] = ("dask", "scheduler")
     worker_cmd: tuple[str, ...] = ("dask", "worker")
+    worker_nanny: bool = False
     scheduler_start_timeout: float = 60.0
     """Default when a DaskCluster's ``spec.config`` does not say (seconds)."""
     worker_start_timeout: float = 60.0
@@ -54,4 +55,5 @@ class ControllerSettings:
             "route_prefix": self.route_prefix,
             "scheduler_cmd": self.scheduler_cmd,
             "worker_cmd": self.worker_cmd,
+            "worker_nanny": self.worker_nanny,
         }

@@ -56,13 +56,18 @@ def field_env(name: str, field_path: str) -> dict[str, Any]:
 
 
 def pod_env(
-    spec: ClusterSpec, own: Mapping[str, str], *, first: list[dict[str, Any]]
+    spec: ClusterSpec,
+    own: Mapping[str, str],
+    *,
+    first: list[dict[str, Any]],
+    defaults: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Container env: ``first`` (downward API), then the user's, then ours.
 
     ``POD_IP`` comes first so that every later value and the args may use
     ``$(POD_IP)``; ours win over same-named user variables, because the
-    runtime cannot work with e.g. a different TLS file.
+    runtime cannot work with e.g. a different TLS file. ``defaults`` are
+    settings the user may override (they come before the user's).
     """
     env = [field_env(POD_IP, "status.podIP"), *first]
     ours = {
@@ -71,7 +76,8 @@ def pod_env(
     }
     reserved = {e["name"] for e in env} | set(ours)
     user = {k: v for k, v in sorted(spec.environment.items()) if k not in reserved}
-    env += [{"name": k, "value": v} for k, v in {**user, **ours}.items()]
+    fallback = {k: v for k, v in (defaults or {}).items() if k not in reserved and k not in user}
+    env += [{"name": k, "value": v} for k, v in {**fallback, **user, **ours}.items()]
     return env
 
 

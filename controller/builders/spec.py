@@ -59,6 +59,8 @@ class ClusterSpec:
     image_pull_secrets: tuple[str, ...] = ()
     scheduler_cmd: tuple[str, ...] = ("dask", "scheduler")
     worker_cmd: tuple[str, ...] = ("dask", "worker")
+    worker_nanny: bool = False
+    """Run each worker under a nanny process (see :mod:`.worker` for why not by default)."""
     environment: Mapping[str, str] = field(default_factory=_empty)
     scheduler_cores: float = 1.0
     scheduler_cores_limit: float = 0.0

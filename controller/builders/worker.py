@@ -7,6 +7,18 @@ controller can match scheduler-side workers to pods. ``restartPolicy:
 OnFailure``: a crashed worker restarts in place, while a worker the scheduler
 retires exits 0 and ends Succeeded, for the controller to delete.
 Workers mount only the TLS files, not the api token (they never call the api).
+
+No nanny by default (``spec.worker_nanny``): on Kubernetes the kubelet already
+restarts a crashed or OOM-killed worker container (``restartPolicy``) and the
+container's memory limit is the kernel's, so a nanny per pod duplicates both
+while it doubles the pod's start (a second interpreter importing distributed)
+and its idle memory. What the nanny would still set before spawning its worker
+(distributed's ``nanny.pre-spawn-environ`` defaults, and the fixed
+``PYTHONHASHSEED`` that keeps ``hash()`` of strings equal on every worker, which
+dask bag shuffles need) goes into the pod env instead, below the user's own.
+``--nanny`` appended to the args (``worker_extra_container_config: {"args":
+["--nanny"]}``, lists are appended, the last flag wins) brings a nanny back for
+one cluster, ``KubeController.worker_nanny`` for all.
 """
 
 from __future__ import annotations
@@ -24,6 +36,15 @@ __all__ = ["NANNY_PORT", "WORKER_DASHBOARD_PORT", "WORKER_PORT", "build_worker_p
 ENV_WORKER_NAME = "DASK_GATEWAY_WORKER_NAME"
 # Fixed ports (pods have their own IPs) make network policies writable.
 WORKER_PORT, WORKER_DASHBOARD_PORT, NANNY_PORT = 8786, 8787, 8788
+# What distributed's nanny sets in its worker's environment, by default (distributed.yaml
+# ``nanny.pre-spawn-environ``, and nanny.py's fixed hash seed).
+NANNY_ENVIRONMENT = {
+    "PYTHONHASHSEED": "6640",
+    "MALLOC_TRIM_THRESHOLD_": "65536",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
 
 
 def worker_args(spec: ClusterSpec) -> list[str]:
@@ -32,6 +53,7 @@ def worker_args(spec: ClusterSpec) -> list[str]:
     return [
         *spec.worker_cmd,
         f"tls://{spec.scheduler_address}",
+        "--nanny" if spec.worker_nanny else "--no-nanny",
         "--host", "$(POD_IP)",
         "--worker-port", str(WORKER_PORT),
         "--nanny-port", str(NANNY_PORT),
@@ -43,12 +65,18 @@ def worker_args(spec: ClusterSpec) -> list[str]:
 
 
 def build_worker_pod(spec: ClusterSpec) -> dict[str, Any]:
+    # An env entry of the extra container config is appended to the list: leave out our
+    # default of the same name rather than send the API server a duplicate.
+    extra_env = spec.worker_extra_container_config.get("env") or []
+    named = {e.get("name") for e in extra_env if isinstance(e, dict)}
+    defaults = {k: v for k, v in NANNY_ENVIRONMENT.items() if k not in named}
     container: dict[str, Any] = {
         "args": worker_args(spec),
         "env": pod_env(
             spec,
             {ENV_CLUSTER_NAME: spec.public_name},
             first=[field_env(ENV_WORKER_NAME, "metadata.name")],
+            defaults=defaults,
         ),
         "ports": [
             {"name": "tcp-worker", "containerPort": WORKER_PORT, "protocol": "TCP"},

@@ -175,6 +175,36 @@ def test_our_env_wins_and_extras_are_appended() -> None:
     assert len({n for n, _ in env}) == len(env)
 
 
+def _worker_flags(spec: ClusterSpec) -> dict[str, Any]:
+    """What distributed's own ``dask worker`` CLI makes of a worker pod's args."""
+    from distributed.cli.dask_worker import main as dask_worker
+
+    container = build_worker_pod(spec)["spec"]["containers"][0]
+    args = container["args"]
+    assert args[:2] == ["dask", "worker"]
+    return dask_worker.make_context("dask worker", args[2:], resilient_parsing=True).params
+
+
+def test_workers_run_without_a_nanny_but_with_the_environment_it_would_set() -> None:
+    plain = dataclasses.replace(SPEC, worker_extra_container_config={},
+                                environment={"OMP_NUM_THREADS": "4"})  # fmt: skip
+    assert _worker_flags(plain)["nanny"] is False
+    env = {
+        e["name"]: e.get("value") for e in build_worker_pod(plain)["spec"]["containers"][0]["env"]
+    }
+    # the same hash seed on every worker (dask bag shuffles of strings need it) ...
+    assert env["PYTHONHASHSEED"] == "6640" and env["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    assert env["OMP_NUM_THREADS"] == "4"  # ... and the user's own settings win
+
+
+def test_a_nanny_comes_back_for_all_clusters_or_for_one() -> None:
+    assert _worker_flags(dataclasses.replace(SPEC, worker_nanny=True))["nanny"] is True
+    # one cluster: KubeClusterConfig.worker_extra_container_config, args appended as upstream
+    one = dataclasses.replace(SPEC, worker_extra_container_config={"args": ["--nanny"]})
+    flags = _worker_flags(one)
+    assert flags["nanny"] is True and flags["nanny_port"] == "8788"
+
+
 def test_extra_labels_are_added_but_ours_win() -> None:
     worker, scheduler = build_worker_pod(SPEC), build_scheduler_pod(SPEC)
     assert worker["metadata"]["labels"]["team"] == "geo"
