@@ -33,9 +33,12 @@ The process kubelet's pods share the host's network, so the upstream pods get ex
 Besides the totals, the table shows the controllers' own shares, from write times at
 the emulator: created -> scheduler Pod created, scheduler ready -> Running written, and
 ``spec.replicas`` patched -> last worker Pod created. They are tens of milliseconds on
-both sides; the rest is the pods' Python processes starting (``import distributed``),
-which are the same on both sides unless ``--ours-worker-args`` changes ours (e.g.
-``--no-nanny``: one interpreter per worker pod instead of two).
+both sides; the rest is the pods' Python processes starting (``import distributed``).
+The scheduler processes are the same on both sides; the workers differ by one setting
+each controller defaults to: upstream's run under a nanny (two interpreters per pod),
+ours without one (the kubelet restarts a crashed container; see
+``jhub_gateway.controller.builders.worker``). ``--ours-worker-args --nanny`` runs ours
+with a nanny too, to compare the controllers alone.
 
 Run: ``.venv/bin/python benchmarks/bench_kube_upstream.py [--runs 3]``. Prints a table.
 """
@@ -365,8 +368,8 @@ async def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep logs here (default: a temp dir)")
     parser.add_argument("--sides", default="ours,upstream", help="which controllers to run")
     parser.add_argument("--ours-worker-args", default="",
-                        help="extra args for our worker pods (e.g. --no-nanny), to measure "
-                             "pod settings; the default runs the same processes on both sides")  # fmt: skip
+                        help="extra args for our worker pods, to measure pod settings (e.g. "
+                             "--nanny: the same worker processes as upstream's)")  # fmt: skip
     args = parser.parse_args()
     from tests.kube.kubelet import start_kubelet
 

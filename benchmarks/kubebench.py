@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,11 +23,15 @@ from typing import Any
 
 import aiohttp
 import psutil
+from aiohttp import web
 
+from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
 from jhub_gateway.kube.client import PODS, SECRETS, KubeClient, Resource
 from tests.kube.apiserver import Emulator
 
 CONTROLLER_UA = "jhub-gateway-controller"
+COUNTS_PATH = "/_bench/counts"
+REPO = Path(__file__).resolve().parents[1]
 NS = "bench"
 
 
@@ -61,6 +67,8 @@ class CountingEmulator:
         handle = self.emulator.router.handle
 
         async def counting(request: Any) -> Any:
+            if request.path == COUNTS_PATH:  # for a benchmark in another process
+                return web.json_response([[w, k, n] for (w, k), n in self.counts.items()])
             client = who(request)
             if request.method == "GET":
                 watch = request.query.get("watch", "").lower() in ("true", "1")
@@ -85,6 +93,79 @@ class CountingEmulator:
 
     async def stop(self) -> None:
         await self.emulator.stop()
+
+
+class EmulatorProcesses:
+    """A :class:`CountingEmulator` and a kubelet, each in a process of its own.
+
+    So that neither competes with the benchmark's own client for one event loop
+    (with hundreds of clusters, the emulator's and the kubelet's Python work is
+    what limits the rate). The counts are read over HTTP (``COUNTS_PATH``).
+    """
+
+    def __init__(self, workdir: Path, *, simulated: bool) -> None:
+        self.workdir = workdir
+        self.kubeconfig = workdir / "kubeconfig"
+        self.simulated = simulated
+        self.procs: list[asyncio.subprocess.Process] = []
+        self.url = ""
+
+    async def _spawn(self, *args: str) -> None:
+        with (self.workdir / f"{args[0]}.log").open("ab") as out:
+            self.procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.kubebench", *args, cwd=REPO,
+                stdout=out, stderr=asyncio.subprocess.STDOUT))  # fmt: skip
+
+    async def start(self) -> None:
+        await self._spawn("emulator", str(self.workdir))
+        await poll(self._kubeconfig_written, 60, "the emulator process", period=0.1)
+        await self._spawn("kubelet", str(self.kubeconfig), str(self.workdir / "work"),
+                          *(["--simulated"] if self.simulated else []))  # fmt: skip
+
+    async def _kubeconfig_written(self) -> bool:
+        return self.kubeconfig.exists() and bool(self.kubeconfig.read_text().strip())
+
+    async def counts(self, client: KubeClient) -> dict[tuple[str, str], int]:
+        rows = await client._call("GET", COUNTS_PATH)
+        return {(w, k): int(n) for w, k, n in rows}
+
+    async def of(self, client: KubeClient, who: str) -> dict[str, int]:
+        return {k: v for (w, k), v in (await self.counts(client)).items() if w == who}
+
+    async def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 20)
+                except asyncio.TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+async def _serve_emulator(workdir: Path) -> None:
+    emu = CountingEmulator(workdir)
+    await emu.emulator.start()
+    tmp = workdir / "kubeconfig.tmp"
+    emu.emulator.write_kubeconfig(tmp)
+    tmp.rename(emu.kubeconfig)  # whole, for the parent polling for it
+    await _until_terminated()
+    await emu.stop()
+
+
+async def _serve_kubelet(kubeconfig: Path, workdir: Path, simulated: bool) -> None:
+    from tests.kube.kubelet import start_kubelet
+
+    kubelet = await start_kubelet(kubeconfig, workdir, simulated=simulated)
+    await _until_terminated()
+    await kubelet.stop()
+
+
+async def _until_terminated() -> None:
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 async def poll(check: Callable[[], Awaitable[Any]], timeout: float, what: str,
@@ -113,11 +194,17 @@ async def post_scale(api_address: str, token: str, count: int) -> None:
             resp.raise_for_status()
 
 
-async def connected_workers(dashboard: str) -> int:
-    """Workers connected to the scheduler, from its own HTTP server (the same on any side)."""
-    async with aiohttp.ClientSession() as session:
+async def connected_workers(dashboard: str, token: str) -> int:
+    """Workers connected to the scheduler, from its own HTTP server (the same on any side).
+
+    Our schedulers' dashboards want the credential Traefik's forward-auth would add
+    (upstream's ignore the header).
+    """
+    headers = {HEADER: dashboard_credential(token)}
+    async with aiohttp.ClientSession(headers=headers) as session:
         try:
             async with session.get(f"{dashboard}/json/counts.json") as resp:
+                resp.raise_for_status()
                 return int((await resp.json(content_type=None)).get("workers", 0))
         except (aiohttp.ClientError, ValueError):
             return 0
@@ -172,7 +259,7 @@ async def lifecycle(emu: CountingEmulator, client: KubeClient, side: Side, hint:
     await post_scale(api, token, workers)
 
     async def scaled() -> bool:
-        return await connected_workers(dashboard) >= workers
+        return await connected_workers(dashboard, token) >= workers
 
     try:
         await poll(scaled, 120, f"{side.who} {workers} workers")
@@ -222,3 +309,20 @@ async def lifecycle(emu: CountingEmulator, client: KubeClient, side: Side, hint:
         "API reads": mine.get("read", 0),
         "API watches": mine.get("watch", 0),
     }
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="run a part of the benchmark's Kubernetes")
+    sub = parser.add_subparsers(dest="part", required=True)
+    sub.add_parser("emulator").add_argument("workdir", type=Path)
+    kubelet_args = sub.add_parser("kubelet")
+    kubelet_args.add_argument("kubeconfig", type=Path)
+    kubelet_args.add_argument("workdir", type=Path)
+    kubelet_args.add_argument("--simulated", action="store_true")
+    args = parser.parse_args()
+    if args.part == "emulator":
+        asyncio.run(_serve_emulator(args.workdir))
+    else:
+        asyncio.run(_serve_kubelet(args.kubeconfig, args.workdir, args.simulated))

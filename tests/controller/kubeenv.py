@@ -158,8 +158,10 @@ class ControllerProcess:
     """``jhub-gateway-controller`` as a real process with its own config file."""
 
     def __init__(self, workdir: Path, kubeconfig: Path, namespace: str, api_url: str,
-                 name: str = "controller", **traits: Any) -> None:  # fmt: skip
+                 name: str = "controller", log_level: str = "DEBUG",
+                 **traits: Any) -> None:  # fmt: skip
         self.workdir = workdir
+        self.log_level = log_level
         self.kubeconfig = kubeconfig
         self.name = name
         self.health_port = free_port()
@@ -183,15 +185,18 @@ class ControllerProcess:
             "".join(f"c.KubeController.{k} = {v!r}\n" for k, v in settings.items())
         )
         self.proc: asyncio.subprocess.Process | None = None
+        self.profile: Path | None = None  # cProfile output, written when it stops on SIGTERM
 
     async def start(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log_path.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "jhub_gateway.controller.app",
+                sys.executable,
+                *(["-m", "cProfile", "-o", str(self.profile)] if self.profile else []),
+                "-m", "jhub_gateway.controller.app",
                 "-f", str(self.config_path), "--kubeconfig", str(self.kubeconfig),
-                "--log-level", "DEBUG",
+                "--log-level", self.log_level,
                 stdout=out, stderr=asyncio.subprocess.STDOUT, env=env,
             )  # fmt: skip
 
@@ -244,6 +249,7 @@ class Traefik:
         self.api_host = api_host
         self.namespace = namespace
         self.proc: asyncio.subprocess.Process | None = None
+        self.profile: Path | None = None  # cProfile output, written when it stops on SIGTERM
 
     async def start(self) -> None:
         await grant(self.api_host, traefik_access(TRAEFIK_SA, self.namespace, [self.namespace]))
