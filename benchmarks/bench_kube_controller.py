@@ -37,6 +37,7 @@ from benchmarks.kubebench import (  # noqa: E402
     CountingEmulator,
     EmulatorProcesses,
     Side,
+    as_deployed,
     lifecycle,
     poll,
     usage,
@@ -68,7 +69,7 @@ async def lifecycles(root: Path, runs: int, workers: int) -> dict[str, Any]:
         await ensure_namespace(client, NS)
         await sink.start()
         controller = ControllerProcess(root, emu.kubeconfig, NS, sink.api_url,
-                                       leader_election=False)  # fmt: skip
+                                       leader_election=False, env=as_deployed(root))  # fmt: skip
         await controller.start()
         await controller.wait_ready()
         assert controller.proc is not None
@@ -114,6 +115,7 @@ async def many(root: Path, clusters: int, rate: float, burst: int,
         await ensure_namespace(client, NS)
         controller = ControllerProcess(
             root, emu.kubeconfig, NS, "http://127.0.0.1:1/api", name=f"many-{rate:g}",
+            env=as_deployed(root),
             log_level="INFO",  # as deployed: DEBUG lines for 500 clusters cost CPU of their own
             leader_election=False, parallelism=20, k8s_api_rate_limit=rate,
             k8s_api_rate_limit_burst=burst,

@@ -16,7 +16,8 @@ Both sides get the same stand-in for the api service (a heartbeat sink that patc
 ``new_cluster()`` until usable (create the DaskCluster -> ``status.phase`` Running, which
 is when the api answers the client), ``scale(4)`` until 4 workers (the scale message to the
 scheduler -> the scheduler's heartbeat lists 4 connected workers), stop and delete, and
-the controller's API requests counted at the emulator. Then controller RSS.
+the controller's API requests counted at the emulator. Then controller RSS (ours with
+only the modules of its image: :func:`benchmarks.kubebench.as_deployed`).
 
 Two things upstream needs that the emulator had to provide: ``v1 Endpoints`` (maintained
 from EndpointSlices by ``tests/kube/apiserver/endpoints_v1.py``) and cluster DNS: upstream
@@ -68,6 +69,7 @@ from benchmarks.kubebench import (  # noqa: E402
     NS,
     CountingEmulator,
     Side,
+    as_deployed,
     lifecycle,
     poll,
     usage,
@@ -398,7 +400,7 @@ async def main() -> None:
             sides = args.sides.split(",")
             runners: list[tuple[Side, int]] = []
             controller = ControllerProcess(root, emu.kubeconfig, NS, ours_sink.api_url,
-                                           leader_election=False)  # fmt: skip
+                                           leader_election=False, env=as_deployed(root))  # fmt: skip
             upstream = UpstreamController(venv, root, emu.kubeconfig, up_sink.api_url)
             try:
                 if "ours" in sides:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import os
 import signal
 import sys
 import time
@@ -33,6 +34,22 @@ CONTROLLER_UA = "jhub-gateway-controller"
 COUNTS_PATH = "/_bench/counts"
 REPO = Path(__file__).resolve().parents[1]
 NS = "bench"
+
+
+def as_deployed(workdir: Path) -> dict[str, str]:
+    """Environment for a controller process that imports what it would in its image.
+
+    This venv has the test-only ``kubernetes-validate``, which
+    ``kubernetes_asyncio.dynamic`` imports whenever it is installed, and it pulls in
+    jsonschema with its format checkers (+30 MiB RSS and ~1.5 s CPU at start). The
+    controller image (``.[server,kube,kerberos]``) and upstream's venv have none, so
+    a module of that name that fails to import is put first on the path.
+    """
+    shim = workdir / "as-deployed" / "kubernetes_validate"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "__init__.py").write_text('raise ImportError("not in the controller image")\n')
+    path = [str(shim.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path)}
 
 
 def by_user_agent(request: Any) -> str:

@@ -57,18 +57,24 @@ def object_meta(
     }
 
 
-def merge_json_objects(base: Any, extra: Any) -> Any:
+def merge_json_objects(base: Any, extra: Any, *, copy_base: bool = True) -> Any:
     """Deep-merge ``extra`` into a copy of ``base``: dicts merged, lists appended.
 
     Anything else in ``extra`` replaces the value in ``base``. Neither input is
     modified and the result shares no mutable parts with them, so callers may
-    edit it freely.
+    edit it freely. ``copy_base=False`` is for a ``base`` the caller has just
+    built and hands over: its parts are reused instead of copied (deep copies
+    were a tenth of the controller's CPU when it starts hundreds of pods).
     """
     if isinstance(base, Mapping) and isinstance(extra, Mapping):
-        out = {k: copy.deepcopy(v) for k, v in base.items()}
+        out = {k: copy.deepcopy(v) if copy_base else v for k, v in base.items()}
         for key, value in extra.items():
-            out[key] = merge_json_objects(out[key], value) if key in out else copy.deepcopy(value)
+            out[key] = (
+                merge_json_objects(out[key], value, copy_base=copy_base)
+                if key in out
+                else copy.deepcopy(value)
+            )
         return out
     if isinstance(base, list) and isinstance(extra, list):
-        return copy.deepcopy(base) + copy.deepcopy(extra)
+        return (copy.deepcopy(base) if copy_base else list(base)) + copy.deepcopy(extra)
     return copy.deepcopy(extra)

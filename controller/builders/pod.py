@@ -143,7 +143,8 @@ def make_pod(
             "fsGroup": spec.run_as_user,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [merge_json_objects(container, extra_container_config)],
+        # both bases are built just above and owned by no one else: only the extras are copied
+        "containers": [merge_json_objects(container, extra_container_config, copy_base=False)],
         "volumes": [_credentials_volume(spec, secret_keys)],
     }
     if spec.image_pull_secrets:
@@ -152,5 +153,5 @@ def make_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": meta,
-        "spec": merge_json_objects(pod_spec, extra_pod_config),
+        "spec": merge_json_objects(pod_spec, extra_pod_config, copy_base=False),
     }

@@ -159,9 +159,10 @@ class ControllerProcess:
 
     def __init__(self, workdir: Path, kubeconfig: Path, namespace: str, api_url: str,
                  name: str = "controller", log_level: str = "DEBUG",
-                 **traits: Any) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, **traits: Any) -> None:  # fmt: skip
         self.workdir = workdir
         self.log_level = log_level
+        self.env = env or {}
         self.kubeconfig = kubeconfig
         self.name = name
         self.health_port = free_port()
@@ -188,7 +189,7 @@ class ControllerProcess:
         self.profile: Path | None = None  # cProfile output, written when it stops on SIGTERM
 
     async def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log_path.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
