@@ -321,6 +321,7 @@ async def lifecycle(emu: CountingEmulator, client: KubeClient, side: Side, hint:
         "  of it: created -> scheduler pod created s": made - t0,
         "  of it: scheduler ready -> Running written s": running[-1] - ready[-1],
         f"scale({workers}) until {workers} workers s": scale_s,
+        "  of it: scale message -> spec.replicas patched s": patched - t1,
         "  of it: spec.replicas -> pods created s": max(pods[:workers]) - patched,
         "API writes": mine.get("write", 0),
         "API reads": mine.get("read", 0),
