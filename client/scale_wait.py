@@ -123,7 +123,8 @@ async def _follow(open_stream: OpenStream, wait: WorkerWait) -> None:
         try:
             if await _read_once(open_stream, headers, wait):
                 return
-        except aiohttp.ClientConnectionError as exc:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            # a connection cut mid-body (payload error) is a drop like any other
             log.warning("Following cluster %s: %s, reconnecting", wait.name, type(exc).__name__)
         except GatewayServerError as exc:
             if exc.status not in _TRANSIENT_HTTP:

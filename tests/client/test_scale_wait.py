@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 
+import aiohttp
 import pytest
 
 from jhub_gateway.client import GatewayClusterError, progress
-from jhub_gateway.client.events import Frame, frames
+from jhub_gateway.client.events import MAX_FRAME_BYTES, Frame, frames
 from jhub_gateway.client.progress import StartProgress
 from jhub_gateway.client.scale_wait import EventsUnavailable, WorkerWait, wait_for_workers
 
@@ -21,21 +22,29 @@ class Terminal(io.StringIO):
 class FakeStream:
     """Enough of an aiohttp response: headers, a body arriving in chunks, release()."""
 
-    def __init__(self, chunks: list[bytes], hang: bool = False, content_type: str = "") -> None:
+    def __init__(
+        self,
+        chunks: list[bytes],
+        hang: bool = False,
+        content_type: str = "",
+        cut: BaseException | None = None,
+    ) -> None:
         self.headers = {"Content-Type": content_type or "text/event-stream; charset=UTF-8"}
         self.content_type = self.headers["Content-Type"].split(";")[0]
         self._chunks = chunks
         self._hang = hang
+        self._cut = cut
         self.released = False
 
     @property
     def content(self):
-        return self._lines()
+        return self
 
-    async def _lines(self):
+    async def iter_any(self):
         for chunk in self._chunks:
-            for line in chunk.splitlines(keepends=True):
-                yield line
+            yield chunk
+        if self._cut is not None:
+            raise self._cut  # the connection dropped mid-body
         if self._hang:
             await asyncio.Event().wait()  # a stream that only ever keeps alive
 
@@ -70,6 +79,28 @@ async def test_frames_skip_comments_and_bad_data_and_join_data_lines():
     ]
     assert got[3].data == {"requested": 2, "active": 1}
     assert got[0].id == "1" and got[2].id is None
+
+
+async def test_frames_split_anywhere_and_crlf_give_the_same_frames():
+    whole = b"".join(STREAM)
+    bytewise = [f async for f in frames(FakeStream([whole[i : i + 1] for i in range(len(whole))]))]
+    crlf = [f async for f in frames(FakeStream([whole.replace(b"\n", b"\r\n")]))]
+    at_once = [f async for f in frames(FakeStream([whole]))]
+    assert bytewise == at_once == crlf and len(at_once) == 6
+
+
+async def test_an_oversized_frame_is_dropped_and_the_stream_goes_on():
+    huge = b"data: " + b"x" * (MAX_FRAME_BYTES + 10)  # a line that never ends in one read
+    many = b"".join(b"data: " + b"y" * 1000 + b"\n" for _ in range(MAX_FRAME_BYTES // 1000 + 1))
+    chunks = [
+        b'event: workers\ndata: {"requested": 1, "active": 0}\n\n',
+        huge[: len(huge) // 2],
+        huge[len(huge) // 2 :] + b"\n\n",
+        many + b"\n",
+        b'event: workers\ndata: {"requested": 1, "active": 1}\n\n',
+    ]
+    got = [f.data async for f in frames(FakeStream(chunks))]
+    assert got == [{"requested": 1, "active": 0}, {"requested": 1, "active": 1}]
 
 
 async def test_plain_output_shows_new_events_and_each_count_once_history_never():
@@ -168,6 +199,24 @@ async def test_an_ended_stream_reconnects_from_the_last_event_seen():
         {"Accept": "text/event-stream"},
         {"Accept": "text/event-stream", "Last-Event-ID": "7"},
     ]
+
+
+async def test_a_body_cut_mid_frame_reconnects_from_the_last_event_seen():
+    sent: list[dict[str, str]] = []
+    answers = [
+        FakeStream(
+            [b'id: 4\nevent: cluster-event\ndata: {"time": 1, "kind": "X"}\n\nevent: wor'],
+            cut=aiohttp.ClientPayloadError("Response payload is not completed"),
+        ),
+        FakeStream([b'event: workers\ndata: {"requested": 1, "active": 1}\n\n']),
+    ]
+
+    async def open_stream(headers: dict[str, str]) -> FakeStream:
+        sent.append(headers)
+        return answers.pop(0)
+
+    await wait_for_workers(open_stream, "c1", 1, since_ms=0, timeout=5, show_progress=False)
+    assert sent[1] == {"Accept": "text/event-stream", "Last-Event-ID": "4"}
 
 
 async def test_a_server_without_a_stream_is_said_so():
