@@ -10,6 +10,7 @@ Kubernetes backend rebuilds on every change of the DaskCluster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jhub_gateway.models import Cluster
@@ -36,13 +37,22 @@ def parse_bounds(value: Any) -> Bounds | None:
 
 
 class AdaptiveBounds:
-    """Bounds by cluster name; forgotten with the cluster."""
+    """Bounds by cluster name; forgotten with the cluster.
 
-    def __init__(self) -> None:
+    ``lookup`` finds a cluster by name (the backend's registry). A heartbeat or adapt
+    request that was in flight while its cluster ended and was purged would otherwise
+    write a record back that nothing ever removes.
+    """
+
+    def __init__(self, lookup: Callable[[str], Cluster | None] | None = None) -> None:
         self._bounds: dict[str, Bounds] = {}
+        self._lookup = lookup
 
     def set(self, name: str, bounds: Bounds | None) -> None:
-        if bounds is None:
+        live = self._lookup(name) if self._lookup is not None else None
+        if bounds is None or (
+            self._lookup is not None and (live is None or live.status.is_terminal)
+        ):
             self._bounds.pop(name, None)
         else:
             self._bounds[name] = dict(bounds)

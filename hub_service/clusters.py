@@ -65,7 +65,7 @@ class ClusterService:
         # clusters (and the owner's quota lock) are not held up while one waits.
         self._cluster_locks: dict[str, asyncio.Lock] = {}
         #: adaptive bounds for extended answers (upstream's API has no place for them)
-        self.adaptive = AdaptiveBounds()
+        self.adaptive = AdaptiveBounds(backend.registry.get)
         backend.registry.observers.append(self.adaptive.observe)
         backend.registry.observers.append(self._on_cluster_change)
 
