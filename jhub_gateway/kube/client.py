@@ -510,9 +510,11 @@ async def _json_lines(resp: Any) -> AsyncIterator[Obj]:
     """Decode a watch stream: one JSON document per line, lines of any length."""
     buffer = b""
     async for chunk in resp.content.iter_any():
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
+        # split once per chunk: peeling one line at a time copies the rest of a
+        # large chunk (a burst of events) once per line
+        lines = (buffer + chunk).split(b"\n")
+        buffer = lines.pop()
+        for line in lines:
             if line.strip():
                 yield _decode_event(line)
     if buffer.strip():
