@@ -372,6 +372,8 @@ async def main() -> None:
     parser.add_argument("--ours-worker-args", default="",
                         help="extra args for our worker pods, to measure pod settings (e.g. "
                              "--nanny: the same worker processes as upstream's)")  # fmt: skip
+    parser.add_argument("--json", action="store_true",
+                        help="also print the medians as one JSON line (for benchmarks/run.py)")  # fmt: skip
     args = parser.parse_args()
     from tests.kube.kubelet import start_kubelet
 
@@ -453,6 +455,8 @@ async def main() -> None:
     print(f"\none lifecycle each, median of {args.runs}, same emulator and process kubelet:")
     if results:
         table(results)
+    if args.json:
+        print(json.dumps(results))
 
 
 async def _watching(emu: CountingEmulator) -> bool:
