@@ -44,15 +44,13 @@ class AdaptiveBounds:
     write a record back that nothing ever removes.
     """
 
-    def __init__(self, lookup: Callable[[str], Cluster | None] | None = None) -> None:
+    def __init__(self, lookup: Callable[[str], Cluster | None]) -> None:
         self._bounds: dict[str, Bounds] = {}
         self._lookup = lookup
 
     def set(self, name: str, bounds: Bounds | None) -> None:
-        live = self._lookup(name) if self._lookup is not None else None
-        if bounds is None or (
-            self._lookup is not None and (live is None or live.status.is_terminal)
-        ):
+        cluster = self._lookup(name)
+        if bounds is None or cluster is None or cluster.status.is_terminal:
             self._bounds.pop(name, None)
         else:
             self._bounds[name] = dict(bounds)

@@ -7,8 +7,8 @@ from jhub_gateway.models import Cluster, ClusterStatus
 
 
 def test_adaptive_bounds_are_shown_while_active_and_forgotten_with_the_cluster():
-    bounds = AdaptiveBounds()
     c = Cluster(name="c", username="alice", status=ClusterStatus.RUNNING)
+    bounds = AdaptiveBounds({"c": c}.get)
     bounds.set("c", {"minimum": 0, "maximum": 4})
     assert bounds.get(c) == {"minimum": 0, "maximum": 4}
     c.status = ClusterStatus.STOPPING
