@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -140,8 +141,25 @@ class GatewayProcess:
         self.proc = None
 
     def cluster_processes(self) -> list[psutil.Process]:
-        """Scheduler and worker processes of this gateway (they run in its data dir)."""
-        return self.processes_under(self.data_dir / "clusters")
+        """Scheduler and worker processes of this gateway's clusters (they run in its data
+        dir), without the pre-started schedulers no cluster has claimed yet."""
+        return [p for p in self.processes_under(self.data_dir / "clusters") if not _unclaimed(p)]
+
+    def workdir(self, name: str) -> Path:
+        """Cluster ``name``'s directory (a claimed pre-started scheduler's is not named after it)."""
+        with contextlib.closing(sqlite3.connect(self.data_dir / "state.sqlite")) as db:
+            row = db.execute("SELECT state FROM clusters WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise KeyError(f"no cluster {name} in the store")
+        return Path(json.loads(row[0])["workdir"])
+
+    def pooled_processes(self) -> list[psutil.Process]:
+        """Pre-started schedulers waiting for a claim (the interpreters, not their sandbox)."""
+        return [
+            p
+            for p in self.processes_under(self.data_dir / "clusters")
+            if _unclaimed(p) and p.name() not in ("unshare", "sh", "setpriv")
+        ]
 
     def processes_under(self, directory: Path) -> list[psutil.Process]:
         found = []
@@ -179,3 +197,12 @@ def running_gateway(root: Path, **kwargs: Any) -> Iterator[GatewayProcess]:
 
 def env_without_hub() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+
+
+def _unclaimed(proc: psutil.Process) -> bool:
+    # a pooled process runs in clusters/pool-*/run; a claim writes the token there first
+    try:
+        cwd = Path(proc.cwd())
+    except psutil.Error:
+        return False
+    return cwd.parent.name.startswith("pool-") and not (cwd / "api-token").exists()

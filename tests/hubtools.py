@@ -184,6 +184,10 @@ c.ConfigurableHTTPProxy.pid_file = "{root / "proxy.pid"}"
             await until(
                 self._ready, timeout, 0.2, what=f"JupyterHub at {self.url} (log {self.log_path})"
             )
+        except TimeoutError as exc:
+            # CI keeps only pytest's output: the hub's own words must be in it
+            await self.stop()
+            raise TimeoutError(f"{exc}; its log ends:\n{self.log_tail()}") from None
         except BaseException:
             await self.stop()
             raise

@@ -57,16 +57,12 @@ def gateway(tmp_path_factory):
 
 
 def _run_dir(gateway, name):
-    return gateway.data_dir / "clusters" / name / "run"
+    return gateway.workdir(name) / "run"
 
 
 def _processes(gateway, name):
     """The dropped (python) processes of one cluster, not their root-owned unshare."""
-    return [
-        p
-        for p in gateway.processes_under(gateway.data_dir / "clusters" / name)
-        if p.name() != "unshare"
-    ]
+    return [p for p in gateway.processes_under(gateway.workdir(name)) if p.name() != "unshare"]
 
 
 def _internal_addresses(gateway, name):
@@ -148,9 +144,16 @@ def _secrets(gateway, bob_name):
 def test_attack_from_alice_cluster_finds_no_secret_and_kills_nothing(gateway, clusters):
     alice, alice_client = clusters["alice"]
     bob, _ = clusters["bob"]
-    bob_procs = gateway.processes_under(gateway.data_dir / "clusters" / bob.name)
+    bob_procs = gateway.processes_under(gateway.workdir(bob.name))
+    bob_uid = next(iter(p.uids().real for p in _processes(gateway, bob.name)))
+    # bob's next cluster: a pre-started scheduler under his uid, waiting for a claim
+    bob_pooled = wait_for(
+        lambda: [p for p in gateway.pooled_processes() if p.uids().real == bob_uid],
+        what="a pre-started scheduler for bob",
+    )
     targets = {
         "bob's worker and scheduler": [p.pid for p in bob_procs],
+        "bob's pre-started scheduler": [p.pid for p in bob_pooled],
         "the service": [gateway.proc.pid],
         "traefik": [p.pid for p in gateway.processes_under(gateway.data_dir / "traefik")],
     }
@@ -161,12 +164,13 @@ def test_attack_from_alice_cluster_finds_no_secret_and_kills_nothing(gateway, cl
         "bob's run dir": str(_run_dir(gateway, bob.name)),
         "bob's token file": str(_run_dir(gateway, bob.name) / "api-token"),
         "bob's TLS key file": str(_run_dir(gateway, bob.name) / "tls" / "dask.pem"),
+        "bob's pre-started scheduler's run dir": bob_pooled[0].cwd(),
         "service's /proc": f"/proc/{gateway.proc.pid}/environ",
     }
     bob_scheduler = _status(gateway, bob.name, "bob")
     bob_dashboard = _dashboard_address(gateway, bob.name)
     probes = {"bob's scheduler": _internal_addresses(gateway, bob.name)[0]}
-    before = {p.pid: p.create_time() for p in bob_procs}
+    before = {p.pid: p.create_time() for p in [*bob_procs, *bob_pooled]}
     # everything a scheduler's HTTP server serves, plus bob's dashboard behind Traefik
     dashboard_paths = [*DASHBOARD_PATHS, f"/clusters/{bob.name}/status"]
     found = alice_client.submit(

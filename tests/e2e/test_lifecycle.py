@@ -198,7 +198,7 @@ def test_quotas_on_clusters_and_workers(gateway):
 
 
 def _token(gateway, name):
-    return (gateway.data_dir / "clusters" / name / "run" / "api-token").read_text().strip()
+    return (gateway.workdir(name) / "run" / "api-token").read_text().strip()
 
 
 def test_heartbeats_are_checked_and_bound_by_quotas(gateway):

@@ -55,7 +55,7 @@ def test_routes_outside_the_prefix_are_not_served(gateway):
 def test_stopped_clusters_are_purged_after_their_retention(gateway):
     status, body = gateway.request("POST", "/api/v1/clusters/", {}, user="paula")
     name = body["name"]
-    workdir = gateway.data_dir / "clusters" / name
+    workdir = gateway.workdir(name)
     assert workdir.exists()
     gateway.request("DELETE", f"/api/v1/clusters/{name}", user="paula")
     wait_for(

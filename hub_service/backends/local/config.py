@@ -79,6 +79,33 @@ class LocalBackendConfig(Backend):
         help="Run workers under a nanny process (restarts on memory blowups; slower start).",
         config=True,
     )
+    pool_size = Int(
+        1,
+        min=0,
+        help="""Pre-started scheduler processes kept ready per OS identity and environment.
+
+        A pooled process has already imported distributed (most of a cold start), so a
+        new cluster that claims one is running in a fraction of a second. It carries no
+        user data and no credentials until claimed, runs under the same uid and sandbox
+        as the cluster it becomes, and serves one cluster only. When isolated, a hub
+        user's pool starts after their first cluster. Each idle process holds about
+        100 MiB. 0 turns pools off (every start is cold).""",
+        config=True,
+    )
+    pool_max_total = Int(
+        4,
+        min=0,
+        help="Upper bound on pre-started scheduler processes over all users; a busy key "
+        "grows its pool up to it, one per cold start it could have saved.",
+        config=True,
+    )
+    pool_idle_timeout = Float(
+        600.0,
+        min=1,
+        help="Seconds without a claim after which a grown pool shrinks back to pool_size, "
+        "and without any new cluster after which a key's pool is stopped entirely.",
+        config=True,
+    )
     encrypt_keys = Unicode(
         None,
         allow_none=True,

@@ -104,11 +104,14 @@ class IsolatingBackend(LocalBackendConfig):
         return Identity(uid, uid)
 
     def _wrap(self, cmd: list[str], env: dict[str, str], state: LocalClusterState) -> list[str]:
-        if state.identity is None:
+        return self._wrap_for(cmd, env, state.identity, Path(state.rundir))
+
+    def _wrap_for(
+        self, cmd: list[str], env: dict[str, str], identity: Identity | None, rundir: Path
+    ) -> list[str]:
+        if identity is None:
             return cmd
-        return isolation.wrap(
-            cmd, env, state.identity, Path(state.rundir), self._needed, self.pid_namespace
-        )
+        return isolation.wrap(cmd, env, identity, rundir, self._needed, self.pid_namespace)
 
 
 async def _probe_namespaces() -> bool:

@@ -43,7 +43,16 @@ def base_env(
 
 
 def scheduler_command(config: ClusterConfig, host: str, heartbeat_period: float) -> list[str]:
-    return config.command("scheduler") + [
+    return config.command("scheduler") + scheduler_args(config, host, heartbeat_period)
+
+
+def pooled_scheduler_command() -> list[str]:
+    """A pooled interpreter that becomes ``dask scheduler <scheduler_args>`` when claimed."""
+    return [sys.executable, "-m", "jhub_gateway.runtime.pooled"]
+
+
+def scheduler_args(config: ClusterConfig, host: str, heartbeat_period: float) -> list[str]:
+    return [
         "--protocol",
         "tls",
         "--host",
@@ -71,9 +80,11 @@ def scheduler_command(config: ClusterConfig, host: str, heartbeat_period: float)
 def scheduler_env(
     base: Mapping[str, str], api_url: str, cluster_name: str, token_path: Path
 ) -> dict[str, str]:
+    """``cluster_name`` "" for a pooled process: its claim names the cluster."""
     env = dict(base)
     env["DASK_GATEWAY_API_URL"] = api_url
-    env["DASK_GATEWAY_CLUSTER_NAME"] = cluster_name
+    if cluster_name:
+        env["DASK_GATEWAY_CLUSTER_NAME"] = cluster_name
     env["DASK_GATEWAY_API_TOKEN"] = str(
         token_path
     )  # a path: the token itself stays out of the environment

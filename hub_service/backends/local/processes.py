@@ -105,15 +105,19 @@ def _child(handle: ProcessHandle) -> _Child | None:
     return child
 
 
-async def spawn(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> ProcessHandle:
+async def spawn(
+    cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path, stdin_pipe: bool = False
+) -> ProcessHandle:
     """Start ``cmd`` in a new session, output appended to ``log_path``.
 
-    ``env`` is the child's whole environment. Raises ``OSError`` (e.g.
-    ``FileNotFoundError``) if the command cannot be started.
+    ``env`` is the child's whole environment. With ``stdin_pipe`` its stdin is a
+    pipe from this process (see ``write_stdin``), which the child sees closed when
+    this process exits. Raises ``OSError`` (e.g. ``FileNotFoundError``) if the
+    command cannot be started.
     """
     loop = asyncio.get_running_loop()
     log_path = Path(log_path)
-    popen = _start(cmd, env, cwd, log_path)
+    popen = _start(cmd, env, cwd, log_path, stdin_pipe)
     try:
         create_time = psutil.Process(popen.pid).create_time()
     except psutil.NoSuchProcess:  # pragma: no cover - we have not reaped it, so it exists
@@ -125,7 +129,9 @@ async def spawn(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) 
     return ProcessHandle(popen.pid, create_time, str(log_path))
 
 
-def _start(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> subprocess.Popen:
+def _start(
+    cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path, stdin_pipe: bool
+) -> subprocess.Popen:
     # Synchronous on purpose: opening a local file and fork/exec are what asyncio
     # itself does inline, and not awaiting in between means a cancelled caller can
     # never orphan a half-started process.
@@ -133,7 +139,7 @@ def _start(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> su
     with open(log_path, "ab") as out:
         return subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -141,6 +147,25 @@ def _start(cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> su
             start_new_session=True,
             close_fds=True,
         )
+
+
+def write_stdin(handle: ProcessHandle, data: bytes) -> None:
+    """Write ``data`` to the stdin pipe of our child ``handle`` and close it.
+
+    For small messages (well under the pipe's 64 KiB buffer) into a pipe nobody
+    else writes: the write completes at once, so it is safe on the event loop.
+    Raises ``OSError`` when the child is gone or has no such pipe.
+    """
+    child = _child(handle)
+    if child is None or child.popen.stdin is None:
+        raise OSError(f"process {handle.pid} has no stdin pipe from this service")
+    pipe, child.popen.stdin = child.popen.stdin, None
+    try:
+        pipe.write(data)
+        pipe.flush()
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
 
 
 def is_alive(handle: ProcessHandle) -> bool:
@@ -239,6 +264,9 @@ def forget(handle: ProcessHandle) -> None:
     child = _children.pop(handle.pid, None)
     if child is not None:
         child.unwatch()
+        if child.popen.stdin is not None:
+            with contextlib.suppress(OSError):
+                child.popen.stdin.close()
 
 
 def detach_all() -> None:

@@ -25,28 +25,62 @@ TLS_DIR = "tls"
 
 def prepare(workdir: Path, rundir: Path, cluster: Cluster, identity: Identity | None) -> None:
     """Create both directories and write the credentials; nothing is left on failure."""
+    prepare_dirs(workdir, rundir, identity)
+    try:
+        write_credentials(rundir, cluster, identity)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def prepare_dirs(workdir: Path, rundir: Path, identity: Identity | None) -> None:
+    """Create a cluster's (or a pooled process's) directories, the run directory
+    owned by ``identity``; nothing is left on failure."""
     workdir.mkdir(parents=True, mode=0o700)
     try:
         if rundir != workdir:
             rundir.mkdir(mode=0o700)
-        tls.write_credentials(rundir / TLS_DIR, cluster.tls_cert, cluster.tls_key)
-        fd = os.open(
-            rundir / TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
-        )
-        with os.fdopen(fd, "w") as f:
-            f.write(cluster.token)
         if identity is not None:
-            # created by us in a directory nobody else can enter yet: no race to lose
-            for path in (
-                rundir,
-                rundir / TLS_DIR,
-                *(rundir / TLS_DIR).iterdir(),
-                rundir / TOKEN_FILE,
-            ):
-                os.chown(path, identity.uid, identity.gid, follow_symlinks=False)
+            os.chown(rundir, identity.uid, identity.gid, follow_symlinks=False)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+
+
+def write_credentials(rundir: Path, cluster: Cluster, identity: Identity | None) -> None:
+    """Write ``cluster``'s TLS material and token into ``rundir``, readable by ``identity`` only.
+
+    The run directory may already belong to ``identity`` (a pooled process has run
+    there), so every name is resolved relative to directory descriptors opened
+    without following links, and created exclusively: a link or file planted in it
+    makes this fail (OSError) instead of writing, as root, somewhere else.
+    """
+    nofollow_dir = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    run_fd = os.open(rundir, nofollow_dir)
+    try:
+        os.mkdir(TLS_DIR, 0o700, dir_fd=run_fd)
+        tls_fd = os.open(TLS_DIR, nofollow_dir, dir_fd=run_fd)
+        try:
+            _write_new(tls_fd, tls.CERT_FILENAME, cluster.tls_cert, identity)
+            _write_new(tls_fd, tls.KEY_FILENAME, cluster.tls_key, identity)
+            if identity is not None:
+                os.fchown(tls_fd, identity.uid, identity.gid)
+        finally:
+            os.close(tls_fd)
+        _write_new(run_fd, TOKEN_FILE, cluster.token, identity)
+    finally:
+        os.close(run_fd)
+
+
+def _write_new(dir_fd: int, name: str, data: str, identity: Identity | None) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+    try:
+        if identity is not None:
+            os.fchown(fd, identity.uid, identity.gid)
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
 
 
 def tls_paths(rundir: Path) -> tuple[str, str]:
