@@ -93,7 +93,7 @@ def local_rows(rounds: int) -> tuple[dict[str, dict[str, float]], list[tuple[str
     ):
         servers = {
             "upstream": UpstreamServer(Path(up_dir)),
-            "jhub-gateway": OurServer(Path(our_dir)),
+            "jhub-gateway": OurServer(Path(our_dir), pool=False),
         }
         try:
             for server in servers.values():

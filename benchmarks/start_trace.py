@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
+import sqlite3
 import sys
 import tempfile
 import time
@@ -47,6 +49,7 @@ _LOG_STEPS = (
 _EVENT_STEPS = (
     ("request accepted", "Created"),
     ("scheduler process spawned", "ProcessStarted"),
+    ("pre-started scheduler claimed", "ProcessClaimed"),
     ("first heartbeat received", "Heartbeat"),
     ("routes written for Traefik", "RoutesWritten"),
     ("routes live in Traefik (RUNNING)", "Running"),
@@ -131,7 +134,7 @@ def trace_one(address: str, data_dir: Path | None) -> list[tuple[str, float]]:
                         if started is not None:
                             steps["scheduler interpreter started"] = started
                     break
-        log = data_dir / "clusters" / name / "scheduler.log" if data_dir else None
+        log = _workdir(data_dir, name) / "scheduler.log" if data_dir else None
         if log is not None and log.exists():
             steps.update(_log_times(log))
         client.close()
@@ -139,9 +142,16 @@ def trace_one(address: str, data_dir: Path | None) -> list[tuple[str, float]]:
     return sorted(((label, when - t0) for label, when in steps.items()), key=lambda s: s[1])
 
 
-def format_trace(steps: list[tuple[str, float]]) -> str:
+def _workdir(data_dir: Path, name: str) -> Path:
+    # a claimed pre-started scheduler's directory is not named after its cluster
+    with contextlib.closing(sqlite3.connect(data_dir / "state.sqlite")) as db:
+        row = db.execute("SELECT state FROM clusters WHERE name = ?", (name,)).fetchone()
+    return Path(json.loads(row[0])["workdir"]) if row else data_dir / "clusters" / name
+
+
+def format_trace(steps: list[tuple[str, float]], kind: str = "cold") -> str:
     lines = [
-        "| step (one cold start, jhub-gateway) | at (s) | since previous (s) |",
+        f"| step (one {kind} start, jhub-gateway) | at (s) | since previous (s) |",
         "|---|---|---|",
     ]
     previous = 0.0
@@ -155,19 +165,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--address", help="a running jhub-gateway (else one is started)")
     parser.add_argument("--data-dir", type=Path, help="its --data-dir (for the scheduler log)")
+    parser.add_argument(
+        "--warm", action="store_true", help="trace a start that claims a pre-started scheduler"
+    )
     args = parser.parse_args()
-    if args.address:
-        print(json.dumps({"steps": trace_one(args.address, args.data_dir)}))
-        return
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_local import OurServer
+    from bench_local import OurServer, _pool_ready
 
+    from tests.polling import wait_for
+
+    def trace(address: str, data_dir: Path | None, first: bool = False) -> list[tuple[str, float]]:
+        # a hub user's pool starts with their first cluster (isolated, as root)
+        if args.warm and data_dir is not None and not first:
+            wait_for(lambda: _pool_ready(data_dir), timeout=120, what="a ready pool")
+        return trace_one(address, data_dir)
+
+    if args.address:
+        print(json.dumps({"steps": trace(args.address, args.data_dir)}))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-trace-", ignore_cleanup_errors=True) as tmp:
-        server = OurServer(Path(tmp))
+        server = OurServer(Path(tmp), pool=args.warm)
         server.start()
         try:
-            trace_one(server.address, server.data_dir)  # the first start warms the page cache
-            print(format_trace(trace_one(server.address, server.data_dir)))
+            trace(server.address, server.data_dir, first=True)  # warms the page cache
+            steps = trace(server.address, server.data_dir)
+            print(format_trace(steps, "warm" if args.warm else "cold"))
         finally:
             server.stop()
 

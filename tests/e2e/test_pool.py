@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -183,8 +184,12 @@ def test_an_empty_pool_or_another_environment_starts_cold(gateway):
     # a pooled process that died unclaimed is dropped, and the empty pool (not refilled
     # at once after a failure) means a cold start
     (pooled,) = _pooled_for(gateway, uid)
+    pool_dir = Path(pooled.cwd()).parent
+    mark = len(gateway.log_text())
     pooled.kill()
-    wait_for(lambda: not _pooled_for(gateway, uid), what="the dead process to leave the pool")
+    # gone once its sandbox has exited too: that is when the service learns of it
+    wait_for(lambda: not gateway.processes_under(pool_dir), what="the dead process's sandbox")
+    wait_for(lambda: "exited unclaimed" in gateway.log_text()[mark:], what="the pool to drop it")
     burst = [_create(gateway, "frank")]
     assert "ProcessStarted" in _reasons(gateway, "frank", burst[0])
     for name in [*burst, spicy]:

@@ -161,5 +161,5 @@ async def test_hub_away_stops_nothing(stack):
             lambda: rounds_while_away() >= GRACE + 3, 120, what="watch rounds with the hub away"
         )
         assert "cluster(s) of alice" not in gateway.log_text()[mark:]
-        alive = [p for p in gateway.cluster_processes() if name in " ".join(p.cmdline())]
+        alive = gateway.processes_under(gateway.workdir(name))
         assert alive, "alice's cluster must keep running while the hub is away"

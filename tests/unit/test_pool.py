@@ -10,7 +10,7 @@ import pytest
 from jhub_gateway.hub_service.backends.local.accounts import Identity
 from jhub_gateway.hub_service.backends.local.pool import Pool, PooledProcess, PoolKey, pool_key
 from jhub_gateway.hub_service.backends.local.processes import ProcessHandle
-from jhub_gateway.runtime.pooled import ClaimError, parse_claim
+from jhub_gateway.runtime.pooled_scheduler import ClaimError, parse_claim
 
 ALICE = Identity(200001, 200001)
 BOB = Identity(200002, 200002)

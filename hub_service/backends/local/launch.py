@@ -48,7 +48,7 @@ def scheduler_command(config: ClusterConfig, host: str, heartbeat_period: float)
 
 def pooled_scheduler_command() -> list[str]:
     """A pooled interpreter that becomes ``dask scheduler <scheduler_args>`` when claimed."""
-    return [sys.executable, "-m", "jhub_gateway.runtime.pooled"]
+    return [sys.executable, "-m", "jhub_gateway.runtime.pooled_scheduler"]
 
 
 def scheduler_args(config: ClusterConfig, host: str, heartbeat_period: float) -> list[str]:

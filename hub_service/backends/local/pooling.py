@@ -2,7 +2,7 @@
 
 Each pooled process is started exactly like a cold scheduler (same sandbox and
 uid, same environment, its own directories under ``clusters/``) except that it
-runs ``jhub_gateway.runtime.pooled`` and waits for a claim on a stdin pipe. A
+runs ``jhub_gateway.runtime.pooled_scheduler`` and waits for a claim on a stdin pipe. A
 claim first writes the new cluster's credentials into the process's run
 directory (fresh for every cluster, created exclusively), then sends the
 cluster's name and scheduler arguments. A pooled process serves one cluster at

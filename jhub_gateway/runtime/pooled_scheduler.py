@@ -1,4 +1,4 @@
-"""A pre-started scheduler interpreter: ``python -m jhub_gateway.runtime.pooled``.
+"""A pre-started scheduler: ``python -m jhub_gateway.runtime.pooled_scheduler``.
 
 The local backend keeps a few of these per OS identity. Each has imported
 ``distributed`` and this runtime (the half second of a cold start that is not
@@ -19,11 +19,14 @@ process from its pool): exit quietly, nothing was ever assigned here.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import sys
 from typing import Any
 
+import dask.config
 import distributed.cli.dask_scheduler as dask_scheduler_cli
 import distributed.scheduler  # noqa: F401  the import a claim must not wait for
 
@@ -72,15 +75,31 @@ def become_scheduler(name: str, args: list[str]) -> None:
     dask_scheduler_cli.main.main(args=args, prog_name="dask scheduler")
 
 
+READY_LINE = "jhub_gateway.runtime.pooled_scheduler: ready"
+#: imported by a scheduler as it starts, not by ``import distributed``
+_START_MODULES = ("distributed.http.statics", "distributed.diagnostics.websocket")
+
+
+def import_start_modules() -> None:
+    """Import what ``Scheduler`` imports as it starts (its HTTP routes: about half a
+    second with jupyter-server-proxy installed), so a claim does not wait for it."""
+    routes = dask.config.get("distributed.scheduler.http.routes", [])
+    for module in [*routes, *_START_MODULES]:
+        with contextlib.suppress(ImportError):  # the scheduler reports it as it would
+            importlib.import_module(module)
+
+
 def main() -> None:
+    import_start_modules()
+    print(READY_LINE, flush=True)  # imports done: a claim from now on skips all of them
     line = read_claim(sys.stdin.buffer)
     if not line.strip():
         return  # never claimed
     try:
         name, args = parse_claim(line)
     except ClaimError as exc:
-        raise SystemExit(f"jhub_gateway.runtime.pooled: {exc}") from None
-    print(f"jhub_gateway.runtime.pooled: claimed by cluster {name}", flush=True)
+        raise SystemExit(f"jhub_gateway.runtime.pooled_scheduler: {exc}") from None
+    print(f"jhub_gateway.runtime.pooled_scheduler: claimed by cluster {name}", flush=True)
     become_scheduler(name, args)
 
 
