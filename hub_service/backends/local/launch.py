@@ -25,6 +25,19 @@ INHERITED = (
 )
 
 
+#: distributed's default scheduler HTTP routes without ``distributed.http.proxy``: that
+#: one proxies worker dashboards (these workers serve none) and imports
+#: jupyter-server-proxy where installed (dask-labextension brings it): half a second
+#: and 12 MiB of every scheduler start. A cluster's ``environment`` may set it back.
+SCHEDULER_HTTP_ROUTES = (
+    "distributed.http.scheduler.prometheus",
+    "distributed.http.scheduler.info",
+    "distributed.http.scheduler.json",
+    "distributed.http.health",
+    "distributed.http.statics",
+)
+
+
 def base_env(
     config: ClusterConfig, tls_env: Mapping[str, str], parent: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -35,6 +48,7 @@ def base_env(
     env["PATH"] = os.pathsep.join(
         p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p
     )
+    env["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = repr(list(SCHEDULER_HTTP_ROUTES))
     env.update(config.environment)
     env.update(tls_env)
     # keep cluster processes quiet and predictable
