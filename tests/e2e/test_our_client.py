@@ -30,6 +30,8 @@ def test_lifecycle_create_scale_compute_stop(gateway):
         client = cluster.get_client(set_as_default=False)
         client.wait_for_workers(2, timeout=90)
         assert sum(client.gather(client.map(lambda x: x * 2, range(10)))) == 90
+        # workers without a nanny still hash strings alike (shuffles rely on it)
+        assert len(set(client.run(lambda: hash("jhub-gateway")).values())) == 1
         cluster.scale(1)
         wait_for(lambda: len(client.scheduler_info()["workers"]) == 1, what="scale down to 1")
         client.close()

@@ -58,3 +58,12 @@ def test_a_clusters_environment_can_bring_the_route_back():
     config = ClusterConfig(environment={ROUTES: "['distributed.http.proxy']"})
     env = launch.base_env(config, {}, parent={})
     assert env[ROUTES] == "['distributed.http.proxy']"
+
+
+def test_workers_without_a_nanny_get_its_environment_below_the_clusters():
+    config = ClusterConfig(environment={"OMP_NUM_THREADS": "4"})
+    base = launch.base_env(config, {}, parent={})
+    env = launch.worker_env(config, base, nanny=False)
+    assert env["PYTHONHASHSEED"] == "6640" and env["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    assert env["OMP_NUM_THREADS"] == "4"  # the cluster's own value wins
+    assert "PYTHONHASHSEED" not in launch.worker_env(config, base, nanny=True)

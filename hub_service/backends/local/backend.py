@@ -303,7 +303,7 @@ class LocalBackend(IsolatingBackend):
         missing = cluster.target_workers - len(live)
         if missing > 0:
             config = self.cluster_config(cluster)
-            env = self._env(state, config)
+            env = launch.worker_env(config, self._env(state, config), self.worker_nanny)
             for _ in range(missing):
                 worker_name = state.new_worker_name()
                 cmd = launch.worker_command(

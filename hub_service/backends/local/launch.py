@@ -7,6 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from jhub_gateway.worker_env import NANNY_ENVIRONMENT
+
 from ...cluster_config import ClusterConfig, parse_memory
 
 #: variables a cluster process inherits from the service; everything else is dropped
@@ -102,6 +104,17 @@ def scheduler_env(
     env["DASK_GATEWAY_API_TOKEN"] = str(
         token_path
     )  # a path: the token itself stays out of the environment
+    return env
+
+
+def worker_env(config: ClusterConfig, base: Mapping[str, str], nanny: bool) -> dict[str, str]:
+    """A worker's environment: without a nanny, what the nanny would have set (below
+    the cluster's own ``environment``)."""
+    env = dict(base)
+    if not nanny:
+        for key, value in NANNY_ENVIRONMENT.items():
+            if key not in config.environment:
+                env[key] = value
     return env
 
 
