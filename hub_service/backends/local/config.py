@@ -89,7 +89,7 @@ class LocalBackendConfig(Backend):
         user data and no credentials until claimed, runs under the same uid and sandbox
         as the cluster it becomes, and serves one cluster only. When isolated, a hub
         user's pool starts after their first cluster. Each idle process holds about
-        100 MiB. 0 turns pools off (every start is cold).""",
+        75 MiB. 0 turns pools off (every start is cold).""",
         config=True,
     )
     pool_max_total = Int(
