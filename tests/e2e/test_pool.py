@@ -213,3 +213,18 @@ def test_stopping_the_service_ends_unclaimed_processes_only(gateway):
     finally:
         gateway.start()
     _stop(gateway, "gina", name)
+
+
+def test_without_isolation_one_pool_is_ready_for_everyone_from_the_start(tmp_path):
+    config = "c.LocalBackend.isolation = 'off'\n"
+    with running_gateway(tmp_path, extra_config=config) as gw:
+        wait_for(lambda: gw.pooled_processes(), what="the shared pool at start")
+        first = _create(gw, "alice")  # nobody's first cluster is cold
+        assert "ProcessClaimed" in _reasons(gw, "alice", first)
+        _running(gw, "alice", first)
+        wait_for(lambda: gw.pooled_processes(), what="the shared pool to refill")
+        second = _create(gw, "bob")
+        assert "ProcessClaimed" in _reasons(gw, "bob", second)
+        _running(gw, "bob", second)
+        for user, name in (("alice", first), ("bob", second)):
+            _stop(gw, user, name)

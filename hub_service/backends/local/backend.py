@@ -29,26 +29,22 @@ from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
 from ...proxy import ProxyError, TraefikProxy
 from ..base import GatewayContext
-from . import addresses, deadlines, launch, pool, processes, workdirs
-from .accounts import Identity
-from .isolating import IsolatingBackend
-from .pooling import SchedulerPool
+from . import addresses, deadlines, launch, processes, workdirs
+from .starting import StartingBackend
 from .state import CLOSING, RUNNING, TIMED_OUT, LocalClusterState, WorkerProc
 from .store import ClusterStore, load_or_create_keys
 
 WORKER_FAILURE_LIMIT = 3
 
 
-class LocalBackend(IsolatingBackend):
+class LocalBackend(StartingBackend):
     """Runs schedulers and workers as local processes, isolated per hub user when root."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.states: dict[str, LocalClusterState] = {}
-        self.context: GatewayContext | None = None
         self._tasks: set[asyncio.Task] = set()
         self._network = addresses.parse_network(self.cluster_network)
-        self.scheduler_pool: SchedulerPool | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def setup(self, context: GatewayContext) -> None:
@@ -72,22 +68,7 @@ class LocalBackend(IsolatingBackend):
         await self.proxy.start(context.internal_url, data / "traefik", context.dashboard_auth_url)
         await self._readopt()
         self._own(asyncio.create_task(self._check_loop()))
-        self._start_pool(data / "clusters")
-
-    def _start_pool(self, clusters_dir: Path) -> None:
-        if self.pool_size == 0 or self.pool_max_total == 0:
-            return
-        sizes = pool.Pool(self.pool_size, self.pool_max_total, self.pool_idle_timeout)
-        self.scheduler_pool = SchedulerPool(
-            sizes, clusters_dir, self._pooled_env, self._wrap_for, self.log
-        )
-        self.scheduler_pool.start({s.workdir for s in self.states.values()})
-        if not self.isolated:
-            # every cluster runs as this service's user: one pool serves them all from the start
-            config = self.cluster_config_class(parent=self)
-            key = pool.pool_key(None, config.command("scheduler"), config.environment)
-            if key is not None:
-                self.scheduler_pool.want(key, config)
+        self._start_pool(data / "clusters", {s.workdir for s in self.states.values()})
 
     async def cleanup(self) -> None:
         if self.stop_clusters_on_shutdown:
@@ -162,67 +143,6 @@ class LocalBackend(IsolatingBackend):
         await self._persist(state)
         state.own(asyncio.create_task(self._watch_scheduler(state)))
         return cluster
-
-    async def _start_scheduler(self, state: LocalClusterState, config: ClusterConfig) -> None:
-        """A pooled scheduler process claimed for the cluster, else a cold one; OSError if neither."""
-        assert self.context is not None
-        cluster, scheduler_pool = state.cluster, self.scheduler_pool
-        key = pool.pool_key(state.identity, config.command("scheduler"), config.environment)
-        entry = None
-        if scheduler_pool is not None and key is not None:
-            entry = scheduler_pool.take(key, config)
-        if scheduler_pool is not None and entry is not None:
-            args = launch.scheduler_args(config, state.host, self.heartbeat_period)
-            try:
-                await scheduler_pool.claim(entry, cluster, args)
-            except OSError as exc:
-                self.log.warning("claiming a pooled scheduler failed, starting cold: %s", exc)
-                await scheduler_pool.discard(entry)
-            else:
-                state.workdir, state.rundir = str(entry.workdir), str(entry.rundir)
-                state.scheduler = entry.handle
-                self.log.info(
-                    "cluster %s claimed the pre-started scheduler pid %d",
-                    cluster.name,
-                    entry.handle.pid,
-                )
-                cluster.record(
-                    "SchedulerStarting",
-                    "ProcessClaimed",
-                    f"pre-started scheduler pid {entry.handle.pid} took the cluster",
-                )
-                return
-        workdir, rundir = Path(state.workdir), Path(state.rundir)
-        await asyncio.to_thread(workdirs.prepare, workdir, rundir, cluster, state.identity)
-        env = self._env(state, config)
-        cmd = launch.scheduler_command(config, state.host, self.heartbeat_period)
-        env = launch.scheduler_env(
-            env, self.context.api_url, cluster.name, rundir / workdirs.TOKEN_FILE
-        )
-        state.scheduler = await processes.spawn(
-            self._wrap(cmd, env, state), env, rundir, workdir / "scheduler.log"
-        )
-        cluster.record(
-            "SchedulerStarting", "ProcessStarted", f"scheduler pid {state.scheduler.pid}"
-        )
-
-    def _env(self, state: LocalClusterState, config: ClusterConfig) -> dict[str, str]:
-        return self._env_for(Path(state.rundir), state.identity, config)
-
-    def _env_for(
-        self, rundir: Path, identity: Identity | None, config: ClusterConfig
-    ) -> dict[str, str]:
-        env = launch.base_env(config, tls.tls_env(*workdirs.tls_paths(rundir)))
-        if identity is not None:
-            env.update(workdirs.isolated_env(rundir, identity))
-        return env
-
-    def _pooled_env(
-        self, rundir: Path, identity: Identity | None, config: ClusterConfig
-    ) -> dict[str, str]:
-        assert self.context is not None
-        env = self._env_for(rundir, identity, config)
-        return launch.scheduler_env(env, self.context.api_url, "", rundir / workdirs.TOKEN_FILE)
 
     # -- heartbeats and workers ------------------------------------------------------------------
     async def on_heartbeat(self, name: str, heartbeat: dict) -> None:
