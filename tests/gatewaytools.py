@@ -153,13 +153,15 @@ class GatewayProcess:
             raise KeyError(f"no cluster {name} in the store")
         return Path(json.loads(row[0])["workdir"])
 
-    def pooled_processes(self) -> list[psutil.Process]:
-        """Pre-started schedulers waiting for a claim (the interpreters, not their sandbox)."""
-        return [
-            p
-            for p in self.processes_under(self.data_dir / "clusters")
-            if _unclaimed(p) and p.name() not in ("unshare", "sh", "setpriv")
-        ]
+    def pooled_processes(self, role: str = "scheduler") -> list[psutil.Process]:
+        """Pre-started schedulers (or workers) waiting for a claim (the interpreters, not
+        their sandbox)."""
+        found = []
+        for p in self.processes_under(self.data_dir / "clusters"):
+            with contextlib.suppress(psutil.Error):
+                if _unclaimed(p) and f"runtime.pooled_{role}" in " ".join(p.cmdline()):
+                    found.append(p)
+        return found
 
     def processes_under(self, directory: Path) -> list[psutil.Process]:
         found = []

@@ -83,10 +83,10 @@ def _scheduler(gateway, name):
     return proc
 
 
-def _pooled_for(gateway, uid, flavour=None):
-    """Pre-started schedulers of one uid (and environment: see EXTRA_CONFIG's handler)."""
+def _pooled_for(gateway, uid, flavour=None, role="scheduler"):
+    """Pre-started schedulers (or workers) of one uid (and environment: see EXTRA_CONFIG)."""
     found = []
-    for p in gateway.pooled_processes():
+    for p in gateway.pooled_processes(role):
         try:
             if p.uids().real == uid and p.environ().get("FLAVOUR") == flavour:
                 found.append(p)
@@ -100,6 +100,11 @@ def test_a_second_cluster_claims_a_prestarted_scheduler_with_fresh_credentials(g
     assert "ProcessStarted" in _reasons(gateway, "alice", first)  # nothing pooled for her yet
     _running(gateway, "alice", first)
     uid = _scheduler(gateway, first).uids().real
+    # a worker, cold too: her pool keeps a worker ready from now on
+    status, _ = gateway.request(
+        "POST", f"/api/v1/clusters/{first}/scale", {"count": 1}, user="alice"
+    )
+    assert status == 200
     (pooled,) = wait_for(lambda: _pooled_for(gateway, uid), what="alice's pool to fill")
     assert not (gateway.workdir(first).parent / pooled.cwd()).joinpath("api-token").exists()
 
@@ -121,6 +126,9 @@ def test_a_second_cluster_claims_a_prestarted_scheduler_with_fresh_credentials(g
         assert (st.st_uid, st.st_mode & 0o077) == (uid, 0), path
 
     # it is a scheduler like any other: workers join, work runs, its dashboard is guarded
+    (pooled_worker,) = wait_for(
+        lambda: _pooled_for(gateway, uid, role="worker"), what="a pre-started worker"
+    )
     gw = Gateway(gateway.address, auth=BasicAuth("alice"))
     try:
         cluster = gw.connect(second)
@@ -128,6 +136,19 @@ def test_a_second_cluster_claims_a_prestarted_scheduler_with_fresh_credentials(g
         client = cluster.get_client(set_as_default=False)
         client.wait_for_workers(1, timeout=90)
         assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
+        # the worker was the pre-started one, with its own copy of the credentials
+        worker_run = Path(pooled_worker.cwd())
+        assert (worker_run / "tls" / "dask.pem").read_text() == (
+            run / "tls" / "dask.pem"
+        ).read_text()
+        assert worker_run.stat().st_uid == uid
+        (address,) = client.scheduler_info()["workers"]
+        assert pooled_worker.is_running()
+        assert any(
+            c.laddr.port == int(address.rsplit(":", 1)[1])
+            for c in pooled_worker.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN
+        )
         client.close()
         url = gateway.address + f"/clusters/{second}/status"
         for headers, code in (({}, 401), ({"Authorization": basic("bob")}, 403)):
@@ -145,18 +166,19 @@ def test_a_second_cluster_claims_a_prestarted_scheduler_with_fresh_credentials(g
     assert refill.pid != pooled.pid
     _stop(gateway, "alice", second)
     assert not psutil.pid_exists(pooled.pid) or pooled.status() == psutil.STATUS_ZOMBIE
+    assert not worker_run.exists()  # a stop removes every copy of the credentials
     assert [p.pid for p in _pooled_for(gateway, uid)] == [refill.pid]
     _stop(gateway, "alice", first)
 
 
 def test_other_users_never_claim_someone_elses_pool(gateway):
     alice_pooled = wait_for(lambda: gateway.pooled_processes(), what="a pre-started scheduler")
+    alice = {p.pid: p.uids().real for p in alice_pooled}
     name = _create(gateway, "bob")
     assert "ProcessStarted" in _reasons(gateway, "bob", name)
     _running(gateway, "bob", name)
-    bob_uid = _scheduler(gateway, name).uids().real
-    assert bob_uid not in {p.uids().real for p in alice_pooled}
-    assert all(p.is_running() for p in alice_pooled)
+    scheduler = _scheduler(gateway, name)
+    assert scheduler.pid not in alice and scheduler.uids().real not in alice.values()
     _stop(gateway, "bob", name)
 
 
@@ -164,8 +186,12 @@ def test_the_pool_bound_holds_over_all_users(gateway):
     names = [(user, _create(gateway, user)) for user in ("carol", "dave", "erin")]
     for user, name in names:
         _running(gateway, user, name)
-    wait_for(lambda: len(gateway.pooled_processes()) == 2, what="the pool to reach its bound")
-    assert len(gateway.pooled_processes()) == 2
+
+    def pooled() -> int:
+        return len(gateway.pooled_processes("scheduler") + gateway.pooled_processes("worker"))
+
+    wait_for(lambda: pooled() == 2, what="the pool to reach its bound")
+    assert pooled() == 2
     for user, name in names:
         _stop(gateway, user, name)
 

@@ -10,7 +10,7 @@ import pytest
 from jhub_gateway.hub_service.backends.local.accounts import Identity
 from jhub_gateway.hub_service.backends.local.pool import Pool, PooledProcess, PoolKey, pool_key
 from jhub_gateway.hub_service.backends.local.processes import ProcessHandle
-from jhub_gateway.runtime.pooled_scheduler import ClaimError, parse_claim
+from jhub_gateway.runtime.claim import ClaimError, parse_claim
 
 ALICE = Identity(200001, 200001)
 BOB = Identity(200002, 200002)
@@ -37,8 +37,9 @@ def _fill(pool: Pool, now: float) -> list[PooledProcess]:
     return made
 
 
-def test_only_the_default_scheduler_command_is_poolable():
+def test_only_the_default_scheduler_and_worker_commands_are_poolable():
     assert pool_key(ALICE, ["dask", "scheduler"], {}) is not None
+    assert pool_key(ALICE, ["dask", "worker"], {}) != pool_key(ALICE, ["dask", "scheduler"], {})
     assert pool_key(ALICE, ["python", "-m", "distributed.cli.dask_scheduler"], {}) is None
     assert pool_key(ALICE, ["dask", "scheduler", "--foo"], {}) is None
 

@@ -29,7 +29,7 @@ from ...cluster_config import ClusterConfig
 from ...errors import InvalidOptions
 from ...proxy import ProxyError, TraefikProxy
 from ..base import GatewayContext
-from . import addresses, deadlines, launch, processes, workdirs
+from . import addresses, deadlines, processes, workdirs
 from .starting import StartingBackend
 from .state import CLOSING, RUNNING, TIMED_OUT, LocalClusterState, WorkerProc
 from .store import ClusterStore, load_or_create_keys
@@ -68,7 +68,8 @@ class LocalBackend(StartingBackend):
         await self.proxy.start(context.internal_url, data / "traefik", context.dashboard_auth_url)
         await self._readopt()
         self._own(asyncio.create_task(self._check_loop()))
-        self._start_pool(data / "clusters", {s.workdir for s in self.states.values()})
+        in_use = {d for s in self.states.values() for d in s.directories()}
+        self._start_pool(data / "clusters", in_use)
 
     async def cleanup(self) -> None:
         if self.stop_clusters_on_shutdown:
@@ -82,8 +83,8 @@ class LocalBackend(StartingBackend):
             )
         for task in list(self._tasks):
             task.cancel()
-        if self.scheduler_pool is not None:
-            await self.scheduler_pool.stop()
+        if self.process_pool is not None:
+            await self.process_pool.stop()
         for state in self.states.values():
             state.cancel_tasks()
         processes.detach_all()  # clusters outlive us; a restarted service re-adopts them
@@ -223,16 +224,9 @@ class LocalBackend(StartingBackend):
         missing = cluster.target_workers - len(live)
         if missing > 0:
             config = self.cluster_config(cluster)
-            env = launch.worker_env(config, self._env(state, config), self.worker_nanny)
             for _ in range(missing):
                 worker_name = state.new_worker_name()
-                cmd = launch.worker_command(
-                    config, cluster.scheduler_address, worker_name, state.host, self.worker_nanny
-                )
-                log_path = Path(state.workdir) / f"{worker_name}.log"
-                handle = await processes.spawn(
-                    self._wrap(cmd, env, state), env, Path(state.rundir), log_path
-                )
+                handle = await self._start_worker(state, config, worker_name)
                 worker = WorkerProc(worker_name, handle)
                 state.workers[worker_name] = worker
                 state.own(asyncio.create_task(self._watch_worker(state, worker)))
@@ -325,6 +319,8 @@ class LocalBackend(StartingBackend):
         await asyncio.to_thread(
             workdirs.remove_credentials, Path(state.workdir), Path(state.rundir)
         )
+        for worker_dir in state.worker_dirs:  # claimed pre-started workers' copies
+            await asyncio.to_thread(shutil.rmtree, Path(worker_dir) / "run", True)
         final = ClusterStatus.FAILED if failed else ClusterStatus.STOPPED
         cluster.transition(final, cluster.reason, cluster.message)
         await self._persist(state)
@@ -359,7 +355,8 @@ class LocalBackend(StartingBackend):
                 redact.forget_secret(state.cluster.token, state.cluster.tls_key)
                 self._configs.pop(name, None)
                 self.registry.remove(name)
-                await asyncio.to_thread(shutil.rmtree, state.workdir, True)
+                for directory in state.directories():
+                    await asyncio.to_thread(shutil.rmtree, directory, True)
         if self.store is not None:
             await self.store.purge_terminal(int(self.stopped_cluster_max_age * 1000))
 

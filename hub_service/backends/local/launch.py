@@ -62,9 +62,10 @@ def scheduler_command(config: ClusterConfig, host: str, heartbeat_period: float)
     return config.command("scheduler") + scheduler_args(config, host, heartbeat_period)
 
 
-def pooled_scheduler_command() -> list[str]:
-    """A pooled interpreter that becomes ``dask scheduler <scheduler_args>`` when claimed."""
-    return [sys.executable, "-m", "jhub_gateway.runtime.pooled_scheduler"]
+def pooled_command(role: str) -> list[str]:
+    """A pooled interpreter that becomes ``dask scheduler <scheduler_args>`` (or ``dask
+    worker <worker_args>``) when claimed."""
+    return [sys.executable, "-m", f"jhub_gateway.runtime.pooled_{role}"]
 
 
 def scheduler_args(config: ClusterConfig, host: str, heartbeat_period: float) -> list[str]:
@@ -121,7 +122,15 @@ def worker_env(config: ClusterConfig, base: Mapping[str, str], nanny: bool) -> d
 def worker_command(
     config: ClusterConfig, scheduler_address: str, worker_name: str, host: str, nanny: bool
 ) -> list[str]:
-    return config.command("worker") + [
+    return config.command("worker") + worker_args(
+        config, scheduler_address, worker_name, host, nanny
+    )
+
+
+def worker_args(
+    config: ClusterConfig, scheduler_address: str, worker_name: str, host: str, nanny: bool
+) -> list[str]:
+    return [
         scheduler_address,
         "--name",
         worker_name,

@@ -1,9 +1,9 @@
-"""Bookkeeping of pre-started scheduler processes (pure: no I/O, no clock of its own).
+"""Bookkeeping of pre-started scheduler and worker processes (pure: no I/O, no clock).
 
-A pooled process can only become a cluster whose scheduler would have been
-started the same way: the same OS identity (uid isolation applies before the
-claim) and the same environment (the interpreter imported with it). That pair
-is the ``PoolKey``. Clusters with another scheduler command never use a pool.
+A pooled process can only become a scheduler (or worker) that would have been
+started the same way: the same role, OS identity (uid isolation applies before
+the claim) and environment (the interpreter imported with it). That is the
+``PoolKey``. Other scheduler or worker commands never use a pool.
 
 How many processes a key keeps follows demand: ``size`` once a key has been
 asked for, one more for every claim that found the key empty (up to
@@ -22,28 +22,33 @@ from pathlib import Path
 from .accounts import Identity
 from .processes import ProcessHandle
 
-#: the scheduler command a pooled interpreter stands in for
-POOLABLE_COMMAND = ("dask", "scheduler")
+#: the commands a pooled interpreter stands in for, and its role
+POOLABLE_COMMANDS: dict[tuple[str, ...], str] = {
+    ("dask", "scheduler"): "scheduler",
+    ("dask", "worker"): "worker",
+}
 
 
 @dataclass(frozen=True)
 class PoolKey:
+    role: str  # "scheduler" or "worker"
     identity: Identity | None
     environment: tuple[tuple[str, str], ...]
 
     def __repr__(self) -> str:
         # environments can hold a user's secrets: never print the values
         who = f"uid {self.identity.uid}" if self.identity else "service user"
-        return f"<PoolKey {who}, {len(self.environment)} env vars>"
+        return f"<PoolKey {self.role}, {who}, {len(self.environment)} env vars>"
 
 
 def pool_key(
     identity: Identity | None, command: Sequence[str], environment: Mapping[str, str]
 ) -> PoolKey | None:
-    """The key of a cluster's scheduler; None when no pooled process can stand in for it."""
-    if tuple(command) != POOLABLE_COMMAND:
+    """The key of a scheduler or worker; None when no pooled process can stand in for it."""
+    role = POOLABLE_COMMANDS.get(tuple(command))
+    if role is None:
         return None
-    return PoolKey(identity, tuple(sorted(environment.items())))
+    return PoolKey(role, identity, tuple(sorted(environment.items())))
 
 
 @dataclass(repr=False)

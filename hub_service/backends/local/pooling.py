@@ -1,11 +1,11 @@
-"""Pre-started scheduler interpreters for the local backend: start, claim, stop.
+"""Pre-started scheduler and worker interpreters for the local backend: start, claim, stop.
 
-Each pooled process is started exactly like a cold scheduler (same sandbox and
-uid, same environment, its own directories under ``clusters/``) except that it
-runs ``jhub_gateway.runtime.pooled_scheduler`` and waits for a claim on a stdin pipe. A
-claim first writes the new cluster's credentials into the process's run
-directory (fresh for every cluster, created exclusively), then sends the
-cluster's name and scheduler arguments. A pooled process serves one cluster at
+Each pooled process is started exactly like a cold one (same sandbox and uid,
+same environment, its own directories under ``clusters/``) except that it runs
+``jhub_gateway.runtime.pooled_scheduler`` (or ``pooled_worker``) and waits for a
+claim on a stdin pipe. A claim first writes the cluster's credentials into the
+process's run directory (created exclusively), then sends the cluster's name
+and the process's arguments. A pooled process serves one cluster at
 most and is never returned to the pool; when the service goes away its pipe
 closes and unclaimed processes exit by themselves.
 """
@@ -34,13 +34,13 @@ RETRY_AFTER = 30.0
 #: shrink checks happen at least this often
 CHECK_PERIOD = 30.0
 
-#: (run directory, identity, config) -> the whole environment of a pooled scheduler
-EnvBuilder = Callable[[Path, "Identity | None", ClusterConfig], dict[str, str]]
+#: (key, run directory, config) -> the whole environment of a pooled process
+EnvBuilder = Callable[[PoolKey, Path, ClusterConfig], dict[str, str]]
 #: (command, env, identity, run directory) -> the command wrapped in the user's sandbox
 Wrapper = Callable[[list[str], dict[str, str], "Identity | None", Path], list[str]]
 
 
-class SchedulerPool:
+class ProcessPool:
     def __init__(
         self,
         pool: Pool,
@@ -110,7 +110,9 @@ class SchedulerPool:
             self._wake.clear()
             now = time.time()
             for entry in self.pool.to_stop(now):
-                self.log.info("stopping an unclaimed pooled scheduler (pid %d)", entry.handle.pid)
+                self.log.info(
+                    "stopping an unclaimed pooled %s (pid %d)", entry.key.role, entry.handle.pid
+                )
                 self._own(asyncio.create_task(self._discard(entry)))
             for key in self.pool.to_start():
                 if now - self._failed_at.get(key, 0.0) < RETRY_AFTER or key not in self._configs:
@@ -124,15 +126,15 @@ class SchedulerPool:
         entry: PooledProcess | None = None
         try:
             await asyncio.to_thread(workdirs.prepare_dirs, workdir, rundir, key.identity)
-            env = self._build_env(rundir, key.identity, config)
-            cmd = self._wrap(launch.pooled_scheduler_command(), env, key.identity, rundir)
+            env = self._build_env(key, rundir, config)
+            cmd = self._wrap(launch.pooled_command(key.role), env, key.identity, rundir)
             handle = await processes.spawn(
-                cmd, env, rundir, workdir / "scheduler.log", stdin_pipe=True
+                cmd, env, rundir, workdir / f"{key.role}.log", stdin_pipe=True
             )
             entry = PooledProcess(key, handle, workdir, rundir, time.time())
-            self.log.info("pre-started a scheduler (pid %d, %r)", handle.pid, key)
+            self.log.info("pre-started a %s (pid %d, %r)", key.role, handle.pid, key)
         except OSError as exc:
-            self.log.error("could not start a pooled scheduler: %s", exc)
+            self.log.error("could not start a pooled %s: %s", key.role, exc)
             self._failed_at[key] = time.time()
             await asyncio.to_thread(shutil.rmtree, workdir, True)
         finally:
@@ -146,7 +148,8 @@ class SchedulerPool:
             return  # a cluster's scheduler now: the backend watches it
         if self.pool.remove(entry):
             self.log.warning(
-                "a pooled scheduler exited unclaimed (pid %d, code %d; log %s)",
+                "a pooled %s exited unclaimed (pid %d, code %d; log %s)",
+                entry.key.role,
                 entry.handle.pid,
                 code,
                 entry.handle.log_path,

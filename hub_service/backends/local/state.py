@@ -47,6 +47,8 @@ class LocalClusterState:
     identity: Identity | None = None  # None: runs as the service's own user
     scheduler: ProcessHandle | None = None
     workers: dict[str, WorkerProc] = field(default_factory=dict)
+    # directories of pre-started workers it claimed (each with a copy of its credentials)
+    worker_dirs: list[str] = field(default_factory=list)
     next_worker: int = 0
     last_heartbeat: float = 0.0
     worker_failures: int = 0
@@ -70,6 +72,7 @@ class LocalClusterState:
             "identity": self.identity.to_dict() if self.identity else None,
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
             "workers": [w.to_dict() for w in self.workers.values()],
+            "worker_dirs": list(self.worker_dirs),
             "next_worker": self.next_worker,
             "last_heartbeat": self.last_heartbeat,
             "worker_failures": self.worker_failures,
@@ -89,11 +92,16 @@ class LocalClusterState:
             ProcessHandle.from_dict(data["scheduler"]) if data.get("scheduler") else None
         )
         state.workers = {w["name"]: WorkerProc.from_dict(w) for w in data.get("workers", [])}
+        state.worker_dirs = list(data.get("worker_dirs", []))
         state.next_worker = data.get("next_worker", 0)
         state.last_heartbeat = data.get("last_heartbeat", 0.0)
         state.worker_failures = data.get("worker_failures", 0)
         cluster.owner_groups = frozenset(data.get("owner_groups", ()))
         return state
+
+    def directories(self) -> list[str]:
+        """Every directory this cluster's processes ran in."""
+        return [self.workdir, *self.worker_dirs]
 
     def new_worker_name(self) -> str:
         self.next_worker += 1
