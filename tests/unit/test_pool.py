@@ -77,8 +77,8 @@ def test_want_keeps_processes_ready_before_any_claim():
     assert pool.to_start() == [key, key]
 
 
-def test_misses_grow_a_key_up_to_max_total():
-    pool = Pool(1, 3, 600)
+def test_misses_grow_a_key_up_to_half_the_total():
+    pool = Pool(1, 6, 600)
     key = _key()
     pool.want(key, now=0)
     for t in range(5):
@@ -121,7 +121,7 @@ def test_starting_processes_count_towards_the_bounds():
 
 
 def test_a_grown_pool_shrinks_back_then_stops_when_nobody_asks():
-    pool = Pool(1, 4, 600)
+    pool = Pool(1, 8, 600)
     key = _key()
     pool.want(key, now=0)
     for t in range(3):

@@ -82,10 +82,10 @@ class LocalBackendConfig(Backend):
     pool_size = Int(
         1,
         min=0,
-        help="""Pre-started scheduler processes kept ready per OS identity and environment.
+        help="""Pre-started schedulers (and workers) kept ready per OS identity and environment.
 
         A pooled process has already imported distributed (most of a cold start), so a
-        new cluster that claims one is running in a fraction of a second. It carries no
+        new cluster (or worker) that claims one is running in a fraction of a second. It carries no
         user data and no credentials until claimed, runs under the same uid and sandbox
         as the cluster it becomes, and serves one cluster only. When isolated, a hub
         user's pool starts after their first cluster. Each idle process holds about
@@ -95,8 +95,9 @@ class LocalBackendConfig(Backend):
     pool_max_total = Int(
         4,
         min=0,
-        help="Upper bound on pre-started scheduler processes over all users; a busy key "
-        "grows its pool up to it, one per cold start it could have saved.",
+        help="Upper bound on pre-started processes (schedulers and workers) over all users. "
+        "A busy user's pool grows by one per cold start it could have saved, up to half of "
+        "this; pools of users who started clusters recently replace idle users' pools.",
         config=True,
     )
     pool_idle_timeout = Float(

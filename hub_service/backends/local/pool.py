@@ -6,7 +6,7 @@ the claim) and environment (the interpreter imported with it). That is the
 ``PoolKey``. Other scheduler or worker commands never use a pool.
 
 How many processes a key keeps follows demand: ``size`` once a key has been
-asked for, one more for every claim that found the key empty (up to
+asked for, one more for every claim that found the key empty (up to half of
 ``max_total``); after ``idle_timeout`` without a new cluster of that key, back
 to ``size``, and after another one, none. The total over all keys never
 exceeds ``max_total``; when it is reached, idle processes of the keys asked
@@ -90,13 +90,18 @@ class Pool:
         entries = self.idle.get(key)
         if not entries:
             if known and self.size > 0:  # a cold start a bigger pool would have saved
-                demand.target = min(demand.target + 1, self.max_total)
+                demand.target = min(demand.target + 1, self.max_per_key())
             return None
         entry = entries.pop(0)
         if not entries:
             del self.idle[key]
         entry.claimed = True
         return entry
+
+    def max_per_key(self) -> int:
+        """How far one key may grow: half the total, so one burst of scale-ups (or
+        starts) cannot take every place."""
+        return max(self.size, self.max_total // 2)
 
     def want(self, key: PoolKey, now: float) -> None:
         """Keep processes of ``key`` from now on, without claiming one (e.g. at start)."""
