@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from jhub_gateway.controller.secrets import new_credentials
 from jhub_gateway.controller import warmclaim
+from jhub_gateway.controller.secrets import new_credentials
 from jhub_gateway.controller.warmclaim import ClaimFailed, ClaimRequest, claim
 from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
 from jhub_gateway.runtime import warm_pod
