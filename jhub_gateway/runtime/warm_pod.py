@@ -34,6 +34,8 @@ cluster's scheduler until it exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import logging
 import os
@@ -183,19 +185,23 @@ class ClaimServer:
 
     def serve(self) -> tuple[Claim, ssl.SSLSocket]:
         listener = socket.create_server(self.address)
-        listener.settimeout(0.2)
         log.info("Warm scheduler waiting for its claim on port %d", self.address[1])
-        try:
-            while not self.claimed.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-        finally:
-            listener.close()  # a second claim now finds nothing to connect to
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self.claimed.wait()
+        # A second claim now finds nothing to connect to (shutdown: accept() returns).
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
         assert self.claim is not None and self.conn is not None
         return self.claim, self.conn
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self.claimed.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed after the claim
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, raw: socket.socket) -> None:
         raw.settimeout(HANDSHAKE_TIMEOUT)
@@ -295,11 +301,15 @@ def become_scheduler(claim: Claim, conn: ssl.SSLSocket, health: tuple[str, int])
 
 
 def _prewarm() -> None:
-    # The bokeh dashboard is attached late (see dashboard.py); here there is idle time.
-    try:
-        __import__(dashboard.DASHBOARD_MODULE)
-    except ImportError:
-        pass
+    """Import now what the scheduler would import on its start path (and the dashboard)."""
+    # the HTTP routes of the scheduler's server, imported in Scheduler.__init__; the bokeh
+    # dashboard, attached late (see dashboard.py): here there is idle time
+    modules = [*dask.config.get("distributed.scheduler.http.routes"), dashboard.DASHBOARD_MODULE]
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -317,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     _prewarm()
     health_address = split_address(options.health_address)
     health = ThreadingHTTPServer(health_address, _Health)
-    threading.Thread(target=health.serve_forever, daemon=True).start()
+    threading.Thread(target=health.serve_forever, args=(0.02,), daemon=True).start()
     claim, conn = ClaimServer(split_address(options.claim_address), context).serve()
     health.shutdown()
     health.server_close()  # the scheduler's gateway API binds this port next
