@@ -310,7 +310,9 @@ class Reconciler:
         if (ctx.status.get("phase") or PENDING) == PENDING and not self._has_scheduler(ctx):
             claimed = None
             if self.warm is not None and creds is not None:
-                claimed = await self.warm.claim(spec, creds)
+                claimed = await self.warm.claim(
+                    spec, creds, lambda pod: self._announce_scheduler(ctx, pod)
+                )
             if claimed is not None:
                 self._claimed[ctx.key] = claimed
                 self.expectations.expect_create(ctx.key, POD, claimed)
@@ -320,6 +322,16 @@ class Reconciler:
         await self._create(ctx, SERVICES, SERVICE, build_service(spec))
         await self._create(ctx, INGRESSROUTETCPS, INGRESSROUTETCP, build_ingressroute_tcp(spec))
         await self._create(ctx, INGRESSROUTES, INGRESSROUTE, build_ingressroute(spec))
+
+    async def _announce_scheduler(self, ctx: Context, pod: str) -> None:
+        """Write ``status.schedulerPod`` now (a warm pod is about to become the scheduler)."""
+        current = self._current_status(ctx.key, ctx.cluster)
+        if current.get("schedulerPod") == pod:
+            return
+        await self.client.patch_status(DASKCLUSTERS, ctx.name, {"status": {"schedulerPod": pod}},
+                                       ctx.namespace)  # fmt: skip
+        uid = str((ctx.cluster.get("metadata") or {}).get("uid") or "")
+        self._written[ctx.key] = (uid, {**current, "schedulerPod": pod})
 
     async def _check_scheduler(self, ctx: Context, phase: str) -> Obj | None:
         """The scheduler Pod if it is ready (the cluster is then Running), else None."""

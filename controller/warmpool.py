@@ -28,7 +28,7 @@ import base64
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,8 +283,18 @@ class WarmPool:
             out.append((key, pod, secret))
         return sorted(out, key=lambda c: str((c[1].get("metadata") or {}).get("creationTimestamp")))
 
-    async def claim(self, spec: ClusterSpec, credentials: ClusterCredentials) -> str | None:
-        """Make a warm pod ``spec``'s scheduler; its name, or None (then start a cold one)."""
+    async def claim(
+        self,
+        spec: ClusterSpec,
+        credentials: ClusterCredentials,
+        announce: Callable[[str], Awaitable[None]] | None = None,
+    ) -> str | None:
+        """Make a warm pod ``spec``'s scheduler; its name, or None (then start a cold one).
+
+        ``announce(name)`` runs once the pod is marked, before its scheduler starts: the
+        reconciler writes ``status.schedulerPod`` then, so the scheduler's first heartbeat
+        already finds its pod named there (the api checks the sender's IP against it).
+        """
         if not self.enabled or spec.namespace not in self.warm.namespaces:
             return None
         if not is_warmable(spec):
@@ -293,7 +303,7 @@ class WarmPool:
         for key, pod, secret in self._candidates(spec.namespace, scheduler_profile(spec)):
             self._claiming[key] = self.clock()
             try:
-                claimed = await self._claim_one(spec, key, pod, secret, request)
+                claimed = await self._claim_one(spec, key, pod, secret, request, announce)
             finally:
                 self.wake()  # refill
             if claimed:
@@ -301,7 +311,13 @@ class WarmPool:
         return None
 
     async def _claim_one(
-        self, spec: ClusterSpec, key: Key, pod: Obj, secret: Obj, request: ClaimRequest
+        self,
+        spec: ClusterSpec,
+        key: Key,
+        pod: Obj,
+        secret: Obj,
+        request: ClaimRequest,
+        announce: Callable[[str], Awaitable[None]] | None,
     ) -> bool:
         namespace, name = key
         try:
@@ -313,6 +329,8 @@ class WarmPool:
             self._claiming.pop(key, None)
             return False  # changed or gone meanwhile: the next one
         try:
+            if announce is not None:
+                await announce(name)
             await claim(
                 podstate.pod_ip(pod) or "",
                 CLAIM_PORT,

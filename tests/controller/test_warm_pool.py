@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jhub_gateway.controller.builders import ClusterSpec
@@ -140,9 +141,11 @@ class ClaimingPool:
         self.name = name
         self.specs: list[ClusterSpec] = []
 
-    async def claim(self, spec: ClusterSpec, credentials: ClusterCredentials) -> str:
+    async def claim(self, spec: ClusterSpec, credentials: ClusterCredentials,
+                    announce: Callable[[str], Awaitable[None]]) -> str:  # fmt: skip
         assert credentials.api_token  # the cluster's, minted just before
         self.specs.append(spec)
+        await announce(self.name)
         return self.name
 
 
@@ -159,6 +162,8 @@ def test_a_claimed_warm_pod_becomes_the_scheduler_and_no_cold_pod_is_made() -> N
         name for verb, plural, name in client.take() if verb == "create" and plural == "pods"
     ]
     assert created == []
+    # named in the status before the scheduler starts (its first heartbeat checks it)
+    assert client.status_patches[0] == {"schedulerPod": "dask-warm-x"}
     client.sync()
     # the informer shows the relabelled pod: it is the cluster's scheduler, and ready
     spec = spec_of(obj)
@@ -177,5 +182,5 @@ def test_a_claimed_warm_pod_becomes_the_scheduler_and_no_cold_pod_is_made() -> N
     asyncio.run(reconciler.reconcile(("ns", "c1")))
     assert not [c for c in client.take() if c[0] == "create" and c[1] == "pods"]
     status = client.status_patches[-1]
-    assert status["phase"] == "Running" and status["schedulerPod"] == "dask-warm-x"
+    assert status["phase"] == "Running" and "schedulerPod" not in status  # written already
     assert status["schedulerAddress"] == "tls://10.0.0.9:8786"

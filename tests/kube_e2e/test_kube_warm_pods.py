@@ -92,6 +92,11 @@ def secret_exists(stack: Stack, name: str) -> bool:
     return stack.call(get)
 
 
+def client_workers(cluster) -> dict:
+    with cluster.get_client(set_as_default=False) as client:
+        return client.scheduler_info()["workers"]
+
+
 def one_ready_warm_pod(stack: Stack) -> dict:
     return wait_for(lambda: (warm_pods(stack, ready=True) or [None])[0], TIMEOUT,
                     what="a ready warm pod")  # fmt: skip
@@ -132,6 +137,12 @@ def test_new_cluster_claims_the_warm_pod_and_the_pool_refills(stack: Stack) -> N
         assert not secret_exists(stack, warm)  # the claim Secret is not needed any more
         refill = one_ready_warm_pod(stack)["metadata"]["name"]
         assert refill != warm
+        # scaling works (heartbeats), and no heartbeat was ever refused for want of its
+        # pod: status.schedulerPod named the warm pod before its scheduler started
+        cluster.scale(1)
+        wait_for(lambda: len(client_workers(cluster)) == 1, TIMEOUT, what="one worker")
+        refused = f"503 POST /api/v1/clusters/{cluster.name}/heartbeat"
+        assert not any(refused in r.proc.text() for r in stack.replicas)
     finally:
         cluster.shutdown()
         gw.close()
