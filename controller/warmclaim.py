@@ -20,6 +20,7 @@ from typing import Any
 from .secrets import ClusterCredentials
 
 MAX_REPLY = 64 * 1024
+CONNECT_TIMEOUT = 5.0
 
 
 class ClaimFailed(Exception):
@@ -74,8 +75,10 @@ async def claim(
     context = await asyncio.to_thread(client_context, cert_pem, key_pem)
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=context, server_hostname=""
+            # a network that drops the packets (a NetworkPolicy) must not cost the whole timeout
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=context, server_hostname=""),
+                min(timeout, CONNECT_TIMEOUT),
             )
             try:
                 writer.write(request.encode())

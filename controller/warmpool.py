@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 RESYNC_PERIOD = 5.0
 PENDING_TIMEOUT = 60.0
+CLAIM_BACKOFF = 60.0
+"""After a failed claim no cluster tries one for this long (seconds): if claims cannot
+work at all (a NetworkPolicy between the controller and the pods), each start pays
+for a failure at most once a minute, not every time."""
 SEED_NAME = "warm-profile"
 
 
@@ -105,6 +109,7 @@ class WarmPool:
         self._claiming: dict[Key, float] = {}  # claim under way or just relabelled
         self._profiles: dict[tuple[str, str], str | None] = {}  # (uid, generation) -> profile
         self.claims = 0
+        self._no_claims_until = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -297,6 +302,8 @@ class WarmPool:
         """
         if not self.enabled or spec.namespace not in self.warm.namespaces:
             return None
+        if self.clock() < self._no_claims_until:
+            return None
         if not is_warmable(spec):
             return None
         request = ClaimRequest(spec.public_name, spec.api_url, credentials, tuple(claim_args(spec)))
@@ -341,8 +348,9 @@ class WarmPool:
             )
             await self.client.patch(PODS, name, build_claim_patch(spec, marked), namespace)
         except (ClaimFailed, KubeError) as exc:
-            log.warning("claim of warm pod %s/%s for %s failed (%s); deleting it",
-                        namespace, name, spec.name, exc)  # fmt: skip
+            log.warning("claim of warm pod %s/%s for %s failed (%s); deleting it, no claims "
+                        "for %g s", namespace, name, spec.name, exc, CLAIM_BACKOFF)  # fmt: skip
+            self._no_claims_until = self.clock() + CLAIM_BACKOFF
             await self._delete(key)
             return False
         self.claims += 1

@@ -27,6 +27,7 @@ from jhub_gateway.controller.expectations import Expectations
 from jhub_gateway.controller.reconcile import Reconciler
 from jhub_gateway.controller.secrets import ClusterCredentials
 from jhub_gateway.controller.warmpool import WarmPool, WarmSettings
+from jhub_gateway.tls import new_keypair
 
 from .fakes import RecordingClient, cluster, running
 from .test_reconcile_unit import SETTINGS, T0
@@ -184,3 +185,27 @@ def test_a_claimed_warm_pod_becomes_the_scheduler_and_no_cold_pod_is_made() -> N
     status = client.status_patches[-1]
     assert status["phase"] == "Running" and "schedulerPod" not in status  # written already
     assert status["schedulerAddress"] == "tls://10.0.0.9:8786"
+
+
+def test_a_failed_claim_deletes_the_pod_and_pauses_claims() -> None:
+    cache = ClusterCache()
+    warm, client = pool(cache)
+    spec = spec_of(cluster())
+    profile = scheduler_profile(spec)
+    pod = build_warm_pod(spec, name="dask-warm-deaf", profile=profile, owner=None)
+    pod["metadata"].update(resourceVersion="3", creationTimestamp="2026-12-02T08:00:00Z")
+    pod["status"] = running("127.0.0.254")  # nothing listens for claims there
+    cert, key = new_keypair("dask-warm-deaf")
+    secret = build_warm_secret(spec, name="dask-warm-deaf", profile=profile, tls_cert=cert,
+                               tls_key=key, owner=None)  # fmt: skip
+    cache.apply("Pod", "ADDED", pod)
+    cache.apply("Secret", "ADDED", secret)
+    creds = ClusterCredentials("c", "k", "t")
+    assert asyncio.run(warm.claim(spec, creds)) is None  # the reconciler makes a cold pod
+    assert client.take() == [
+        ("patch", "pods", "dask-warm-deaf"),  # the claim mark
+        ("delete", "pods", "dask-warm-deaf"),
+        ("delete", "secrets", "dask-warm-deaf"),
+    ]
+    assert asyncio.run(warm.claim(spec, creds)) is None
+    assert client.take() == []  # paused: not one failure per cluster start
