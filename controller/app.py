@@ -199,6 +199,15 @@ class KubeController(Application):
         "scheduler pod's resource requests. 0 turns them off (and deletes existing ones).",
         config=True,
     )
+    route_settle_time = Float(
+        0.3,
+        min=0.0,
+        help="Seconds a new cluster's Traefik routes exist before it is reported Running "
+        "(Traefik applies route changes after its provider throttle, 0.2 s in the chart): "
+        "a warm scheduler is ready sooner, and a client connecting before the route is live "
+        "meets Traefik's own certificate.",
+        config=True,
+    )
     warm_scheduler_config = Dict(
         help="spec.config (a DaskCluster's camelCase keys, e.g. {'image': ...}) of the "
         "scheduler profile warmed before any cluster shows which is used; afterwards the "
@@ -268,6 +277,7 @@ class KubeController(Application):
             scheduler_start_timeout=self.scheduler_start_timeout,
             worker_start_timeout=self.worker_start_timeout,
             start_timeout_cap_factor=self.start_timeout_cap_factor,
+            route_settle_time=self.route_settle_time,
         )
 
     def warm_settings(self, owner: dict[str, Any] | None) -> WarmSettings:

@@ -5,10 +5,12 @@ so running it twice changes nothing and a missed event is healed by the next
 one. The order of work, for an active cluster:
 
 1. the Secret (minted once), the namespace's shared dashboard Middlewares, the
-   scheduler Pod, its Service and the two Traefik routes (whatever is missing);
+   Service and the two Traefik routes, then the scheduler Pod, or a warm scheduler pod
+   claimed instead (:mod:`.warmpool`) (whatever is missing);
 2. the scheduler: exited -> ``Failed`` with its last log lines; not ready after
    the start timeout -> ``Failed`` with the reason the Pod shows; ready ->
-   ``Running`` with the addresses of its pod IP;
+   ``Running`` with the addresses of its pod IP, once the routes it created are at
+   least ``route_settle_time`` old (Traefik applies them after its throttle);
 3. workers (:mod:`.workers`): finished ones deleted, missing ones created in
    growing batches, surplus pending ones deleted;
 4. status, written through the status subresource only when it changed, and
@@ -143,6 +145,8 @@ class Reconciler:
         self._held: dict[Key, float] = {}
         # The warm pod a cluster claimed in this term, until the cache shows it relabelled.
         self._claimed: dict[Key, str] = {}
+        # When we created a cluster's IngressRouteTCP, until Traefik has had time to apply it.
+        self._routes_created: dict[Key, float] = {}
 
     # -- entry point --------------------------------------------------------------
 
@@ -155,6 +159,7 @@ class Reconciler:
             self._written.pop(key, None)
             self._held.pop(key, None)
             self._claimed.pop(key, None)
+            self._routes_created.pop(key, None)
             return None
         meta = cluster.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -305,6 +310,12 @@ class Reconciler:
             # First, and alone: the scheduler Pod mounts it.
             await self._create(ctx, SECRETS, SECRET, secret)
         await self.middlewares.ensure(ctx.namespace)
+        # The Service and routes before the scheduler: Traefik needs a moment to apply a
+        # new route, and a warm scheduler is ready in a fraction of a second.
+        await self._create(ctx, SERVICES, SERVICE, build_service(spec))
+        if await self._create(ctx, INGRESSROUTETCPS, INGRESSROUTETCP, build_ingressroute_tcp(spec)):
+            self._routes_created[ctx.key] = ctx.now
+        await self._create(ctx, INGRESSROUTES, INGRESSROUTE, build_ingressroute(spec))
         # The scheduler Pod is made only while Pending: a Running cluster whose
         # scheduler vanished has lost its workers' state and fails instead.
         if (ctx.status.get("phase") or PENDING) == PENDING and not self._has_scheduler(ctx):
@@ -319,9 +330,14 @@ class Reconciler:
                 ctx.scheduler = ctx.status["schedulerPod"] = claimed
             else:
                 await self._create(ctx, PODS, POD, build_scheduler_pod(spec))
-        await self._create(ctx, SERVICES, SERVICE, build_service(spec))
-        await self._create(ctx, INGRESSROUTETCPS, INGRESSROUTETCP, build_ingressroute_tcp(spec))
-        await self._create(ctx, INGRESSROUTES, INGRESSROUTE, build_ingressroute(spec))
+
+    def _route_settling(self, ctx: Context) -> float:
+        """Seconds until the routes we created in this term are live in Traefik (0: are)."""
+        created = self._routes_created.get(ctx.key)
+        left = 0.0 if created is None else created + self.settings.route_settle_time - ctx.now
+        if left <= 0:
+            self._routes_created.pop(ctx.key, None)
+        return left
 
     async def _announce_scheduler(self, ctx: Context, pod: str) -> None:
         """Write ``status.schedulerPod`` now (a warm pod is about to become the scheduler)."""
@@ -361,6 +377,11 @@ class Reconciler:
             return None
         ip = podstate.pod_ip(pod)
         if phase != RUNNING:
+            settling = self._route_settling(ctx)
+            if settling > 0:
+                self._set_phase(ctx, PENDING, "SchedulerStarting", "waiting for the routes")
+                ctx.requeue_in(settling)
+                return None
             self._set_phase(ctx, RUNNING, "SchedulerReady", "")
         ctx.status.update(
             schedulerAddress=f"tls://{ip}:{COMM_PORT}",
