@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 RESYNC_PERIOD = 5.0
 PENDING_TIMEOUT = 60.0
+REFILL_DELAY = 2.0
+"""Seconds after a claim before its replacement is created: a new warm pod's start
+(an interpreter importing distributed) would compete for the node's CPU with the
+scheduler just claimed, in the very moments its client connects."""
 CLAIM_BACKOFF = 60.0
 """After a failed claim no cluster tries one for this long (seconds): if claims cannot
 work at all (a NetworkPolicy between the controller and the pods), each start pays
@@ -110,6 +114,7 @@ class WarmPool:
         self._profiles: dict[tuple[str, str], str | None] = {}  # (uid, generation) -> profile
         self.claims = 0
         self._no_claims_until = 0.0
+        self._hold_until: dict[str, float] = {}  # namespace -> no new warm pods before
 
     @property
     def enabled(self) -> bool:
@@ -214,7 +219,7 @@ class WarmPool:
         live += [k for k in creating if k[0] == namespace and k not in pods]
         for key in live[self.warm.size :]:
             await self._delete(key)
-        if target is not None:
+        if target is not None and self.clock() >= self._hold_until.get(namespace, 0.0):
             for _ in range(self.warm.size - len(live)):
                 await self._create(namespace, *target)
         await self._sweep_secrets(namespace, set(pods) | self._pending(self._creating) | claiming)
@@ -309,10 +314,12 @@ class WarmPool:
         request = ClaimRequest(spec.public_name, spec.api_url, credentials, tuple(claim_args(spec)))
         for key, pod, secret in self._candidates(spec.namespace, scheduler_profile(spec)):
             self._claiming[key] = self.clock()
+            self._hold_until[spec.namespace] = self.clock() + REFILL_DELAY
             try:
                 claimed = await self._claim_one(spec, key, pod, secret, request, announce)
             finally:
-                self.wake()  # refill
+                self._hold_until[spec.namespace] = self.clock() + REFILL_DELAY
+                asyncio.get_running_loop().call_later(REFILL_DELAY, self.wake)  # refill then
             if claimed:
                 return key[1]
         return None
