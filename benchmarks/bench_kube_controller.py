@@ -12,7 +12,14 @@ process (so its CPU time and RSS are its own):
    ``--clusters`` DaskClusters of 2 workers created at once; time until every one is
    Running with 2 ready workers, controller writes per cluster, CPU seconds and RSS.
 
-Run: ``.venv/bin/python benchmarks/bench_kube_controller.py [--clusters 500]``.
+3. **Warm scheduler pods** (``--warm-only`` runs only this): the same cluster created
+   ``--warm-runs`` times with a warm pod waiting (``warm_scheduler_pods=1``; each run
+   waits until the pool has refilled) and with none (``0``, a cold pod each time):
+   created -> ``Running``, and created -> usable (the first RPC over TLS to the
+   scheduler address in the status answers, what ``new_cluster()`` and the client's
+   connection add up to).
+
+Run: ``.venv/bin/python benchmarks/bench_kube_controller.py [--clusters 500] [--warm-only]``.
 Not a test: prints a table.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import contextlib
 import statistics
@@ -42,7 +50,7 @@ from benchmarks.kubebench import (  # noqa: E402
     poll,
     usage,
 )
-from jhub_gateway.kube.client import DASKCLUSTERS, PODS, KubeClient  # noqa: E402
+from jhub_gateway.kube.client import DASKCLUSTERS, PODS, SECRETS, KubeClient  # noqa: E402
 from tests.controller.kubeenv import (  # noqa: E402
     ControllerProcess,
     HeartbeatSink,
@@ -50,6 +58,8 @@ from tests.controller.kubeenv import (  # noqa: E402
     ensure_namespace,
     install_crds,
 )
+
+WARM_SELECTOR = "app.kubernetes.io/component=dask-warm-scheduler"
 
 # -- part 1: lifecycles on the process kubelet ---------------------------------------------
 
@@ -68,8 +78,10 @@ async def lifecycles(root: Path, runs: int, workers: int) -> dict[str, Any]:
         await install_crds(client)
         await ensure_namespace(client, NS)
         await sink.start()
+        # cold starts, comparable with earlier runs and upstream's (part 3 shows warm ones)
         controller = ControllerProcess(root, emu.kubeconfig, NS, sink.api_url,
-                                       leader_election=False, env=as_deployed(root))  # fmt: skip
+                                       leader_election=False, warm_scheduler_pods=0,
+                                       env=as_deployed(root))  # fmt: skip
         await controller.start()
         await controller.wait_ready()
         assert controller.proc is not None
@@ -98,6 +110,96 @@ async def lifecycles(root: Path, runs: int, workers: int) -> dict[str, Any]:
         await emu.stop()
 
 
+# -- part 3: warm scheduler pods vs cold ones ---------------------------------------------
+
+
+async def _first_rpc(address: str, secret: dict[str, Any], workdir: Path) -> None:
+    from distributed.core import rpc
+    from distributed.security import Security
+
+    files = {}
+    for key in ("tls.crt", "tls.key"):
+        path = workdir / key
+        path.write_bytes(base64.b64decode(secret["data"][key]))
+        files[key] = str(path)
+    security = Security(tls_ca_file=files["tls.crt"], tls_client_cert=files["tls.crt"],
+                        tls_client_key=files["tls.key"], require_encryption=True)  # fmt: skip
+    async with rpc(address, connection_args=security.get_connection_args("client")) as r:
+        await r.identity()
+
+
+async def warm_vs_cold(root: Path, runs: int) -> dict[str, dict[str, float]]:
+    from tests.kube.kubelet import start_kubelet
+
+    emu = CountingEmulator(root)
+    await emu.start()
+    kubelet = await start_kubelet(emu.kubeconfig, emu.emulator.workdir)
+    client = await KubeClient.connect(emu.kubeconfig)
+    sink = HeartbeatSink(client)
+    out: dict[str, dict[str, float]] = {}
+    try:
+        await install_crds(client)
+        await ensure_namespace(client, NS)
+        await sink.start()
+        for mode, size in (("warm", 1), ("cold", 0)):
+            (root / mode).mkdir()
+            controller = ControllerProcess(root / mode, emu.kubeconfig, NS, sink.api_url,
+                                           leader_election=False, warm_scheduler_pods=size,
+                                           env=as_deployed(root))  # fmt: skip
+            await controller.start()
+            try:
+                await controller.wait_ready()
+                times: dict[str, list[float]] = collections.defaultdict(list)
+                for run in range(runs):
+                    if size:
+                        await poll(lambda: _ready_warm_pod(client), 120, "a ready warm pod")
+                    await _one_start(client, root / mode, f"{mode}{run}", times)
+                out[mode] = {k: statistics.median(v) for k, v in times.items()}
+            finally:
+                await controller.terminate()
+    finally:
+        await sink.stop()
+        await client.close()
+        await kubelet.stop()
+        await emu.stop()
+    return out
+
+
+async def _ready_warm_pod(client: KubeClient) -> bool:
+    items, _ = await client.list(PODS, NS, label_selector=WARM_SELECTOR)
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for p in items
+        if not p["metadata"].get("deletionTimestamp")
+        for c in (p.get("status") or {}).get("conditions") or []
+    )
+
+
+async def _one_start(client: KubeClient, workdir: Path, hint: str,
+                     times: dict[str, list[float]]) -> None:  # fmt: skip
+    t0 = time.monotonic()
+    name = (await client.create(DASKCLUSTERS, daskcluster(hint), NS))["metadata"]["name"]
+
+    async def running() -> dict[str, Any] | None:
+        status = (await client.get(DASKCLUSTERS, name, NS)).get("status") or {}
+        if status.get("phase") == "Failed":
+            raise RuntimeError(f"cluster {name} failed: {status.get('message')}")
+        return status if status.get("phase") == "Running" else None
+
+    status = await poll(running, 120, f"{name} Running")
+    times["created -> Running s"].append(time.monotonic() - t0)
+    secret = await client.get(SECRETS, f"dask-credentials-{name}", NS)
+    await _first_rpc(status["schedulerAddress"], secret, workdir)
+    times["created -> first RPC s"].append(time.monotonic() - t0)
+    await client.delete(DASKCLUSTERS, name, NS)
+
+    async def gone() -> bool:
+        items, _ = await client.list(PODS, NS, label_selector=f"gateway.dask.org/cluster={name}")
+        return not items
+
+    await poll(gone, 60, f"{name}'s pods gone")
+
+
 # -- part 2: many clusters on simulated pods ------------------------------------------------
 
 
@@ -123,6 +225,8 @@ async def many(root: Path, clusters: int, rate: float, burst: int,
             # capped at 3 timeouts from the DaskCluster's, time queued behind 499 others
             # included: at 50 req/s the last clusters' schedulers are made after about 60 s.
             scheduler_start_timeout=600.0, worker_start_timeout=600.0,
+            # simulated pods run no process: a warm one could never be claimed
+            warm_scheduler_pods=0,
         )  # fmt: skip
         if profile is not None:
             controller.profile = profile
@@ -203,9 +307,18 @@ async def main() -> None:
     parser.add_argument("--skip-lifecycle", action="store_true")
     parser.add_argument("--profile", type=Path,
                         help="cProfile the controller of the simulated runs into this file")  # fmt: skip
+    parser.add_argument("--warm-only", action="store_true",
+                        help="only part 3: warm scheduler pods vs cold ones")  # fmt: skip
+    parser.add_argument("--warm-runs", type=int, default=5, help="starts per mode in part 3")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        (root / "warm").mkdir()
+        modes = await warm_vs_cold(root / "warm", args.warm_runs)
+        for mode, row in modes.items():
+            table(f"{mode} scheduler start (process kubelet, median of {args.warm_runs})", row)
+        if args.warm_only:
+            return
         if not args.skip_lifecycle:
             (root / "life").mkdir()
             row = await lifecycles(root / "life", args.runs, args.workers)

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from traitlets import Bool, Float, Integer, List, TraitError, Unicode, validate
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, validate
 from traitlets.config import Application
 from traitlets.config.loader import PyFileConfigLoader
 
 from jhub_gateway import __version__
-from jhub_gateway.kube.client import KubeClient, KubeError
+from jhub_gateway.kube.client import CONFIGMAPS, KubeClient, KubeError
 from jhub_gateway.kube.ratelimit import RateLimiter
 
 from .crd_upgrade import CrdUpgradeError, upgrade_crds
@@ -35,6 +35,7 @@ from .leader import LeaderElector
 from .manager import Controller, RunSettings
 from .metrics import ControllerMetrics, may_scrape
 from .settings import ControllerSettings
+from .warmpool import WarmSettings
 
 USER_AGENT = "jhub-gateway-controller"
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -188,6 +189,39 @@ class KubeController(Application):
     retry_period = Float(2.0, help="Seconds between Lease renewals and acquire attempts.",
                          config=True)  # fmt: skip
 
+    warm_scheduler_pods = Integer(
+        1,
+        min=0,
+        help="Warm scheduler pods kept per watched namespace (leader only): started, "
+        "imported and waiting, so a new cluster whose scheduler pod would look the same "
+        "(image, resources, env, extra pod/container config) claims one instead of waiting "
+        "for a pod to be scheduled and an interpreter to start. Each costs one idle "
+        "scheduler pod's resource requests. 0 turns them off (and deletes existing ones).",
+        config=True,
+    )
+    route_settle_time = Float(
+        0.3,
+        min=0.0,
+        help="Seconds a new cluster's Traefik routes exist before it is reported Running "
+        "(Traefik applies route changes after its provider throttle, 0.2 s in the chart): "
+        "a warm scheduler is ready sooner, and a client connecting before the route is live "
+        "meets Traefik's own certificate.",
+        config=True,
+    )
+    warm_scheduler_config = Dict(
+        help="spec.config (a DaskCluster's camelCase keys, e.g. {'image': ...}) of the "
+        "scheduler profile warmed before any cluster shows which is used; afterwards the "
+        "profile most of a namespace's clusters use is warmed. Empty: the defaults.",
+        config=True,
+    )
+    warm_pod_owner_configmap = Unicode(
+        "",
+        help="ConfigMap in the controller's namespace that owns unclaimed warm pods and "
+        "their Secrets, so deleting it (helm uninstall) deletes them; empty: none (the "
+        "leader still deletes them when it stops).",
+        config=True,
+    )
+
     @validate(
         "k8s_api_rate_limit", "k8s_api_rate_limit_burst", "backoff_base_delay",
         "backoff_max_delay", "parallelism", "completed_cluster_max_age",
@@ -243,10 +277,36 @@ class KubeController(Application):
             scheduler_start_timeout=self.scheduler_start_timeout,
             worker_start_timeout=self.worker_start_timeout,
             start_timeout_cap_factor=self.start_timeout_cap_factor,
+            route_settle_time=self.route_settle_time,
         )
 
-    def run_settings(self) -> RunSettings:
+    def warm_settings(self, owner: dict[str, Any] | None) -> WarmSettings:
+        return WarmSettings(
+            size=self.warm_scheduler_pods,
+            namespaces=tuple(self.namespaces) or (_own_namespace(),),
+            seed_config=dict(self.warm_scheduler_config),
+            owner=owner,
+            owner_namespace=_own_namespace(),
+            claim_timeout=self.scheduler_start_timeout,
+        )
+
+    async def warm_pod_owner(self, client: KubeClient) -> dict[str, Any] | None:
+        """The ownerReference of unclaimed warm pods (the chart's ConfigMap), if any."""
+        if not self.warm_pod_owner_configmap:
+            return None
+        try:
+            cm = await client.get(CONFIGMAPS, self.warm_pod_owner_configmap, _own_namespace())
+        except KubeError as exc:
+            self.log.warning("warm pods get no owner: ConfigMap %s: %s",
+                             self.warm_pod_owner_configmap, exc.reason)  # fmt: skip
+            return None
+        meta = cm["metadata"]
+        # Not a controller reference: nothing manages warm pods but us.
+        return {"apiVersion": "v1", "kind": "ConfigMap", "name": meta["name"], "uid": meta["uid"]}
+
+    def run_settings(self, warm: WarmSettings | None = None) -> RunSettings:
         return RunSettings(
+            warm=warm if warm is not None else WarmSettings(size=0),
             namespaces=tuple(self.namespaces),
             workers=self.parallelism,
             backoff_base=self.backoff_base_delay,
@@ -281,7 +341,8 @@ class KubeController(Application):
             )
         metrics = ControllerMetrics()
         client.on_response = metrics.observe_api
-        controller = Controller(client, self.controller_settings(), self.run_settings(),
+        warm = self.warm_settings(await self.warm_pod_owner(client))
+        controller = Controller(client, self.controller_settings(), self.run_settings(warm),
                                 elector=elector, metrics=metrics)  # fmt: skip
         token = self.metrics_token or os.environ.get("JHUB_GATEWAY_CONTROLLER_METRICS_TOKEN", "")
         health = HealthServer(

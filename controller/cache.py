@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from jhub_gateway.crd import KIND, LABEL_UPSTREAM_CLUSTER
+from jhub_gateway.crd import KIND, LABEL_COMPONENT, LABEL_UPSTREAM_CLUSTER
+
+from .builders.warm import WARM
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, DaskCluster name)
@@ -40,6 +42,12 @@ def cluster_key_of(obj: Obj) -> Key | None:
     return (str(m.get("namespace") or ""), str(name)) if name else None
 
 
+def is_warm(obj: Obj) -> bool:
+    """A warm scheduler pod or claim Secret that no cluster has claimed (see builders.warm)."""
+    labels = meta(obj).get("labels") or {}
+    return labels.get(LABEL_COMPONENT) == WARM and LABEL_UPSTREAM_CLUSTER not in labels
+
+
 class ClusterCache:
     """Objects by kind, children by owning cluster; fed with ``apply(kind, etype, obj)``."""
 
@@ -49,6 +57,8 @@ class ClusterCache:
             kind: defaultdict(dict) for kind in CHILD_KINDS
         }
         self.middlewares: dict[Key, Obj] = {}  # (namespace, name): shared per namespace
+        # Warm scheduler pods and their claim Secrets (no cluster's yet), by (namespace, name).
+        self.warm: dict[str, dict[Key, Obj]] = {POD: {}, SECRET: {}}
 
     def apply(self, kind: str, etype: str, obj: Obj) -> Key | None:
         """Record one watch event; returns the cluster key it concerns, if any."""
@@ -67,6 +77,12 @@ class ClusterCache:
             else:
                 self.middlewares[(ns, name)] = obj
             return None
+        warm = self.warm.get(kind)
+        if warm is not None:
+            # A claim relabels a warm pod into a cluster's: it leaves this index then.
+            warm.pop((ns, name), None)
+            if not gone and is_warm(obj):
+                warm[(ns, name)] = obj
         key = cluster_key_of(obj)
         if key is None or kind not in self._children:
             return None

@@ -46,6 +46,7 @@ from .cache import (
     SERVICE,
     ClusterCache,
     Key,
+    is_warm,
 )
 from .expectations import Expectations
 from .leader import LeaderElector
@@ -53,6 +54,7 @@ from .metrics import ControllerMetrics
 from .reconcile import Reconciler
 from .settings import ControllerSettings
 from .status import FINAL
+from .warmpool import WarmPool, WarmSettings
 from .workqueue import QueueClosed, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ class RunSettings:
     completed_max_age: float = 86400.0
     cleanup_period: float = 600.0
     watch_timeout: int = 300
+    warm: WarmSettings = WarmSettings(size=0)
+    """The warm scheduler pool (size 0: none)."""
 
 
 def requeue_after_error(queue: WorkQueue[Key], key: Key, exc: BaseException) -> float:
@@ -121,6 +125,7 @@ class Controller:
         self.informers: list[Informer] = []
         self.queue: WorkQueue[Key] | None = None
         self.reconciler: Reconciler | None = None
+        self.warm_pool: WarmPool | None = None
         self.reconciles = 0
         self._stopping = asyncio.Event()
         selector = instance_label_selector(settings.instance)
@@ -140,6 +145,8 @@ class Controller:
             self.expectations.observe(kind, etype, obj)
             if self.queue is None:
                 return
+            if self.warm_pool is not None and (kind == KIND or is_warm(obj)):
+                self.warm_pool.wake()  # a new profile may be in use, or a warm pod changed
             if key is not None:
                 self.queue.put(key)
             elif kind == MIDDLEWARE:
@@ -192,11 +199,15 @@ class Controller:
             await asyncio.gather(*(i.stop() for i in self.informers))
 
     async def _lead(self) -> None:
-        kwargs = {"clock": self._clock} if self._clock else {}
+        clock = self._clock or time.time
         self.expectations.clear()
+        warm = self.run_settings.warm
+        pool = WarmPool(self.client, self.cache, self.settings, warm, clock=clock)
+        self.warm_pool = pool if pool.enabled else None
         self.reconciler = Reconciler(
-            self.client, self.cache, self.settings, expectations=self.expectations, **kwargs
-        )
+            self.client, self.cache, self.settings, expectations=self.expectations, clock=clock,
+            warm=self.warm_pool,
+        )  # fmt: skip
         queue: WorkQueue[Key] = WorkQueue(
             backoff_base=self.run_settings.backoff_base, backoff_max=self.run_settings.backoff_max
         )
@@ -208,6 +219,9 @@ class Controller:
             for i in range(self.run_settings.workers)
         ]
         tasks.append(asyncio.create_task(self._cleanup_loop(), name="cleanup"))
+        if warm.namespaces:
+            # also with size 0: deletes the warm pods a previous configuration left
+            tasks.append(asyncio.create_task(pool.run(), name="warm-pool"))
         stopper = asyncio.create_task(self._stopping.wait())
         try:
             await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -220,6 +234,12 @@ class Controller:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(stopper, *tasks, return_exceptions=True)
+            self.warm_pool = None
+            if self._stopping.is_set() and warm.namespaces:
+                # Stopped while leading (SIGTERM: an upgrade, helm uninstall), before the
+                # Lease is released: the warm pods go too; the next leader makes its own.
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(pool.delete_all(), 10)
         if self._stopping.is_set():
             return
         failed = next((t.exception() for t in tasks if not t.cancelled() and t.exception()), None)

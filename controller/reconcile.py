@@ -5,10 +5,12 @@ so running it twice changes nothing and a missed event is healed by the next
 one. The order of work, for an active cluster:
 
 1. the Secret (minted once), the namespace's shared dashboard Middlewares, the
-   scheduler Pod, its Service and the two Traefik routes (whatever is missing);
+   Service and the two Traefik routes, then the scheduler Pod, or a warm scheduler pod
+   claimed instead (:mod:`.warmpool`) (whatever is missing);
 2. the scheduler: exited -> ``Failed`` with its last log lines; not ready after
    the start timeout -> ``Failed`` with the reason the Pod shows; ready ->
-   ``Running`` with the addresses of its pod IP;
+   ``Running`` with the addresses of its pod IP, once the routes it created are at
+   least ``route_settle_time`` old (Traefik applies them after its throttle);
 3. workers (:mod:`.workers`): finished ones deleted, missing ones created in
    growing batches, surplus pending ones deleted;
 4. status, written through the status subresource only when it changed, and
@@ -24,12 +26,14 @@ removes them with it (they are all owned by it).
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jhub_gateway.crd import LABEL_COMPONENT
 from jhub_gateway.kube.client import (
     DASKCLUSTERS,
     INGRESSROUTES,
@@ -58,13 +62,15 @@ from .builders import (
     service_name,
     worker_selector,
 )
-from .builders.labels import cluster_label_selector
+from .builders.labels import SCHEDULER, cluster_label_selector
 from .builders.scheduler import API_PORT, COMM_PORT, DASHBOARD_PORT
+from .builders.secret import API_TOKEN_KEY, TLS_CERT_KEY, TLS_KEY_KEY
+from .builders.warm import ANNOTATION_CLAIMED_AT
 from .cache import INGRESSROUTE, INGRESSROUTETCP, POD, SECRET, SERVICE, ClusterCache, Key
 from .expectations import Expectations
 from .middlewares import SharedMiddlewares
 from .protocols import ApiClient
-from .secrets import new_credentials
+from .secrets import ClusterCredentials, new_credentials
 from .settings import ControllerSettings
 from .status import (
     FAILED,
@@ -76,6 +82,7 @@ from .status import (
     must_write_now,
     phase_conditions,
 )
+from .warmpool import WarmPool
 from .workers import reconcile_workers
 
 log = logging.getLogger(__name__)
@@ -95,6 +102,8 @@ class Context:
     cleanup: bool = False
     scaling: bool = False
     spec: ClusterSpec | None = field(default=None)
+    scheduler: str = ""
+    """Name of the cluster's scheduler pod: ``dask-scheduler-<name>``, or a claimed warm pod's."""
 
     @property
     def namespace(self) -> str:
@@ -120,8 +129,10 @@ class Reconciler:
         *,
         expectations: Expectations | None = None,
         clock: Callable[[], float] = time.time,
+        warm: WarmPool | None = None,
     ) -> None:
         self.client = client
+        self.warm = warm
         self.cache = cache
         self.settings = settings
         self.expectations = expectations or Expectations(settings.expectation_timeout)
@@ -132,6 +143,10 @@ class Reconciler:
         self._written: dict[Key, tuple[str, Obj]] = {}
         # When a reconcile first held back a progress-only status change, by key.
         self._held: dict[Key, float] = {}
+        # The warm pod a cluster claimed in this term, until the cache shows it relabelled.
+        self._claimed: dict[Key, str] = {}
+        # When we created a cluster's IngressRouteTCP, until Traefik has had time to apply it.
+        self._routes_created: dict[Key, float] = {}
 
     # -- entry point --------------------------------------------------------------
 
@@ -143,6 +158,8 @@ class Reconciler:
             self.expectations.forget(key)
             self._written.pop(key, None)
             self._held.pop(key, None)
+            self._claimed.pop(key, None)
+            self._routes_created.pop(key, None)
             return None
         meta = cluster.get("metadata") or {}
         if meta.get("deletionTimestamp"):
@@ -244,11 +261,48 @@ class Reconciler:
         self.expectations.expect_create(ctx.key, kind, created["metadata"]["name"])
         return created
 
+    def _scheduler_name(self, ctx: Context) -> str:
+        """The cold pod's name, unless the cluster's scheduler is a claimed warm pod."""
+        cold = scheduler_pod_name(ctx.name)
+        pods = self.cache.children(POD, ctx.key)
+        if cold in pods:
+            return cold
+        for name, pod in pods.items():
+            if ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_COMPONENT) == SCHEDULER:
+                return name
+        claimed = self._claimed.get(ctx.key)
+        if claimed is not None and claimed in self.expectations.creates(ctx.key, POD):
+            return claimed
+        return cold
+
+    def _has_scheduler(self, ctx: Context) -> bool:
+        name = ctx.scheduler
+        return self.cache.child(
+            POD, ctx.key, name
+        ) is not None or name in self.expectations.creates(ctx.key, POD)
+
+    def _credentials(self, ctx: Context) -> ClusterCredentials | None:
+        secret = self.cache.child(SECRET, ctx.key, secret_name(ctx.name))
+        data = (secret or {}).get("data") or {}
+        try:
+            values = [
+                base64.b64decode(data[k]).decode()
+                for k in (TLS_CERT_KEY, TLS_KEY_KEY, API_TOKEN_KEY)
+            ]
+        except (KeyError, ValueError):
+            return None
+        return ClusterCredentials(*values)
+
     async def _ensure_children(self, ctx: Context, spec: ClusterSpec) -> None:
+        ctx.scheduler = self._scheduler_name(ctx)
         ctx.status["credentials"] = secret_name(ctx.name)
-        ctx.status["schedulerPod"] = scheduler_pod_name(ctx.name)
+        ctx.status["schedulerPod"] = ctx.scheduler
         ctx.status["service"] = service_name(ctx.name)
-        if self.cache.child(SECRET, ctx.key, secret_name(ctx.name)) is None:
+        creds: ClusterCredentials | None = None
+        name = secret_name(ctx.name)
+        if self.cache.child(SECRET, ctx.key, name) is not None:
+            creds = self._credentials(ctx)
+        elif name not in self.expectations.creates(ctx.key, SECRET):
             creds = new_credentials(spec.public_name)
             secret = build_secret(
                 spec, tls_cert=creds.tls_cert, tls_key=creds.tls_key, api_token=creds.api_token
@@ -256,17 +310,48 @@ class Reconciler:
             # First, and alone: the scheduler Pod mounts it.
             await self._create(ctx, SECRETS, SECRET, secret)
         await self.middlewares.ensure(ctx.namespace)
+        # The Service and routes before the scheduler: Traefik needs a moment to apply a
+        # new route, and a warm scheduler is ready in a fraction of a second.
+        await self._create(ctx, SERVICES, SERVICE, build_service(spec))
+        if await self._create(ctx, INGRESSROUTETCPS, INGRESSROUTETCP, build_ingressroute_tcp(spec)):
+            self._routes_created[ctx.key] = ctx.now
+        await self._create(ctx, INGRESSROUTES, INGRESSROUTE, build_ingressroute(spec))
         # The scheduler Pod is made only while Pending: a Running cluster whose
         # scheduler vanished has lost its workers' state and fails instead.
-        if (ctx.status.get("phase") or PENDING) == PENDING:
-            await self._create(ctx, PODS, POD, build_scheduler_pod(spec))
-        await self._create(ctx, SERVICES, SERVICE, build_service(spec))
-        await self._create(ctx, INGRESSROUTETCPS, INGRESSROUTETCP, build_ingressroute_tcp(spec))
-        await self._create(ctx, INGRESSROUTES, INGRESSROUTE, build_ingressroute(spec))
+        if (ctx.status.get("phase") or PENDING) == PENDING and not self._has_scheduler(ctx):
+            claimed = None
+            if self.warm is not None and creds is not None:
+                claimed = await self.warm.claim(
+                    spec, creds, lambda pod: self._announce_scheduler(ctx, pod)
+                )
+            if claimed is not None:
+                self._claimed[ctx.key] = claimed
+                self.expectations.expect_create(ctx.key, POD, claimed)
+                ctx.scheduler = ctx.status["schedulerPod"] = claimed
+            else:
+                await self._create(ctx, PODS, POD, build_scheduler_pod(spec))
+
+    def _route_settling(self, ctx: Context) -> float:
+        """Seconds until the routes we created in this term are live in Traefik (0: are)."""
+        created = self._routes_created.get(ctx.key)
+        left = 0.0 if created is None else created + self.settings.route_settle_time - ctx.now
+        if left <= 0:
+            self._routes_created.pop(ctx.key, None)
+        return left
+
+    async def _announce_scheduler(self, ctx: Context, pod: str) -> None:
+        """Write ``status.schedulerPod`` now (a warm pod is about to become the scheduler)."""
+        current = self._current_status(ctx.key, ctx.cluster)
+        if current.get("schedulerPod") == pod:
+            return
+        await self.client.patch_status(DASKCLUSTERS, ctx.name, {"status": {"schedulerPod": pod}},
+                                       ctx.namespace)  # fmt: skip
+        uid = str((ctx.cluster.get("metadata") or {}).get("uid") or "")
+        self._written[ctx.key] = (uid, {**current, "schedulerPod": pod})
 
     async def _check_scheduler(self, ctx: Context, phase: str) -> Obj | None:
         """The scheduler Pod if it is ready (the cluster is then Running), else None."""
-        name = scheduler_pod_name(ctx.name)
+        name = ctx.scheduler
         pod = self.cache.child(POD, ctx.key, name)
         if pod is None or podstate.is_terminating(pod):
             if phase == RUNNING:
@@ -292,6 +377,11 @@ class Reconciler:
             return None
         ip = podstate.pod_ip(pod)
         if phase != RUNNING:
+            settling = self._route_settling(ctx)
+            if settling > 0:
+                self._set_phase(ctx, PENDING, "SchedulerStarting", "waiting for the routes")
+                ctx.requeue_in(settling)
+                return None
             self._set_phase(ctx, RUNNING, "SchedulerReady", "")
         ctx.status.update(
             schedulerAddress=f"tls://{ip}:{COMM_PORT}",
@@ -312,11 +402,11 @@ class Reconciler:
         scheduler that keeps being replaced cannot keep a cluster Pending forever.
         """
         timeout = self._timeout(ctx, "schedulerStartTimeout", self.settings.scheduler_start_timeout)
-        if pod is None and scheduler_pod_name(ctx.name) in self.expectations.creates(ctx.key, POD):
+        if pod is None and ctx.scheduler in self.expectations.creates(ctx.key, POD):
             self._set_phase(ctx, PENDING, "SchedulerStarting", "waiting for the scheduler pod")
             return ""  # the pod's own event brings the next look
         cluster_created = _created_at(ctx.cluster) or ctx.now
-        pod_created = (podstate.created_at(pod) if pod is not None else None) or cluster_created
+        pod_created = (_started_at(pod) if pod is not None else None) or cluster_created
         cap = timeout * self.settings.start_timeout_cap_factor
         deadline, why = pod_created + timeout, f"not ready {timeout:g} s after its pod was created"
         if cluster_created + cap < deadline:
@@ -413,6 +503,12 @@ class Reconciler:
 
 def _created_at(obj: Obj) -> float | None:
     return podstate.parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+
+
+def _started_at(pod: Obj) -> float | None:
+    """When a pod began to be this cluster's scheduler: its claim (a warm pod), or creation."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return podstate.parse_time(annotations.get(ANNOTATION_CLAIMED_AT)) or podstate.created_at(pod)
 
 
 def _with_logs(logs: str) -> str:

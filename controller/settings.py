@@ -33,6 +33,11 @@ class ControllerSettings:
     """A cluster that is not Running this many scheduler start timeouts after its
     DaskCluster was created fails, however often its scheduler pod was replaced
     (each new pod starts a fresh timeout; queue waits in a burst count here too)."""
+    route_settle_time: float = 0.3
+    """Seconds a cluster's new Traefik routes exist before it is reported Running:
+    Traefik applies route changes after its provider throttle (0.2 s in the chart), and a
+    warm scheduler is ready sooner than that; a client connecting before would meet
+    Traefik's own certificate."""
     log_tail_lines: int = 20
     """Scheduler log lines kept in ``status.message`` when a cluster fails."""
     progress_status_delay: float = 2.0

@@ -32,7 +32,7 @@ MAX_BATCH = 64
 
 
 async def reconcile_workers(r: Reconciler, ctx: Context, spec: ClusterSpec, scheduler: Obj) -> None:
-    sched_name = scheduler_pod_name(ctx.name)
+    sched_name = ctx.scheduler or scheduler_pod_name(ctx.name)
     live = {n: p for n, p in r._live_pods(ctx).items() if n != sched_name}
     finished = [n for n, p in live.items() if podstate.is_finished(p)]
     active = {n: p for n, p in live.items() if n not in finished}

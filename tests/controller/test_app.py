@@ -41,6 +41,24 @@ def test_config_file_sets_upstream_trait_names(tmp_path: Path) -> None:
     assert app.k8s_api_rate_limit == 20 and app.k8s_api_rate_limit_burst == 100
 
 
+def test_warm_pods_default_to_one_per_watched_namespace(tmp_path: Path) -> None:
+    app = _app(
+        tmp_path,
+        "c.KubeController.gateway_instance = 'gw'\n"
+        "c.KubeController.api_url = 'http://api-gw.ns:8000/api'\n"
+        "c.KubeController.namespaces = ['a', 'b']\n"
+        "c.KubeController.warm_scheduler_config = {'image': 'img:1'}\n",
+    )
+    warm = app.warm_settings(None)
+    assert (warm.size, warm.namespaces, dict(warm.seed_config)) == (
+        1,
+        ("a", "b"),
+        {"image": "img:1"},
+    )
+    assert app.run_settings(warm).warm == warm
+    assert app.run_settings().warm.size == 0  # nothing warms unless the program asks
+
+
 @pytest.mark.parametrize(
     "text,needle",
     [
@@ -52,6 +70,8 @@ def test_config_file_sets_upstream_trait_names(tmp_path: Path) -> None:
          "c.KubeController.k8s_api_rate_limit = 0\n", "must be positive"),
         ("c.KubeController.gateway_instance = 'gw'\nc.KubeController.api_url = 'http://a'\n"
          "c.KubeController.renew_deadline = 20\n", "renew_deadline"),
+        ("c.KubeController.gateway_instance = 'gw'\nc.KubeController.api_url = 'http://a'\n"
+         "c.KubeController.warm_scheduler_pods = -1\n", "warm_scheduler_pods"),
     ],
 )  # fmt: skip
 def test_config_errors_fail_at_start_saying_what_to_fix(

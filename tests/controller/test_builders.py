@@ -39,6 +39,15 @@ from jhub_gateway.controller.builders import (
     selector_string,
     worker_selector,
 )
+from jhub_gateway.controller.builders.warm import (
+    build_claim_mark,
+    build_claim_patch,
+    build_warm_pod,
+    build_warm_secret,
+    claim_args,
+    is_warmable,
+    scheduler_profile,
+)
 from jhub_gateway.crd import cluster_object
 from jhub_gateway.tls import new_keypair
 from tests.kube.apiserver import launch
@@ -90,10 +99,26 @@ def _secret(spec: ClusterSpec) -> dict[str, Any]:
     return build_secret(spec, tls_cert=PEM_CERT, tls_key=PEM_KEY, api_token="t0ken")
 
 
+WARM_OWNER = {"apiVersion": "v1", "kind": "ConfigMap", "name": "jhub-gateway-controller",
+              "uid": "5f1d7c9e-0000-4000-8000-00000000c0f1"}  # fmt: skip
+WARM_NAME = "dask-warm-0a1b2c3d4e"
+
+
+def _warm_pod(spec: ClusterSpec) -> dict[str, Any]:
+    return build_warm_pod(spec, name=WARM_NAME, profile=scheduler_profile(spec), owner=WARM_OWNER)
+
+
+def _warm_secret(spec: ClusterSpec) -> dict[str, Any]:
+    return build_warm_secret(spec, name=WARM_NAME, profile=scheduler_profile(spec),
+                             tls_cert=PEM_CERT, tls_key=PEM_KEY, owner=WARM_OWNER)  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[ClusterSpec], dict[str, Any]]] = {
     "secret": _secret,
     "scheduler-pod": build_scheduler_pod,
     "worker-pod": build_worker_pod,
+    "warm-pod": _warm_pod,
+    "warm-secret": _warm_secret,
     "service": build_service,
     "ingressroute": build_ingressroute,
     "ingressroutetcp": build_ingressroute_tcp,
@@ -107,7 +132,7 @@ BUILDERS: dict[str, Callable[[ClusterSpec], dict[str, Any]]] = {
         spec.instance, spec.namespace
     ),
 }
-CORE = ("secret", "scheduler-pod", "worker-pod", "service")
+CORE = ("secret", "scheduler-pod", "worker-pod", "service", "warm-pod", "warm-secret")
 TRAEFIK = (
     "ingressroute",
     "ingressroutetcp",
@@ -304,6 +329,56 @@ def test_from_resource_maps_the_crd_config() -> None:
     assert spec.scheduler_extra_pod_annotations == {"note": "n"}
     assert spec.scheduler_extra_pod_labels == {} and spec.worker_extra_pod_annotations == {}
     assert spec.public_name == "team-b.c1"
+
+
+# -- warm scheduler pods ----------------------------------------------------------------
+
+
+def test_the_profile_ignores_what_differs_per_cluster() -> None:
+    other = dataclasses.replace(
+        SPEC, name="fedcba9876543210fedcba9876543210", username="Bob", uid="other-uid",
+        idle_timeout=60.0, adaptive_period=1.0, scheduler_address="",
+    )  # fmt: skip
+    assert scheduler_profile(other) == scheduler_profile(SPEC)
+    assert claim_args(other) != claim_args(SPEC)  # delivered by the claim instead
+    for change in (
+        {"scheduler_memory": 2 * 2**30},
+        {"image": "ghcr.io/example/dask:other"},
+        {"environment": {"EXTRA_PIP_PACKAGES": "zarr"}},
+        {"scheduler_extra_pod_config": {"nodeSelector": {"pool": "other"}}},
+        {"scheduler_extra_pod_labels": {"team": "ocean"}},
+        {"namespace": "team-b"},
+    ):
+        assert scheduler_profile(dataclasses.replace(SPEC, **change)) != scheduler_profile(SPEC)
+    assert len(scheduler_profile(SPEC)) == 20
+
+
+def test_a_claimed_warm_pod_looks_like_the_cold_pod() -> None:
+    """Labels, annotations, owner and args: what the Service, reconcile and GC go by."""
+    cold, warm = build_scheduler_pod(SPEC), _warm_pod(SPEC)
+    warm["metadata"]["resourceVersion"] = "7"
+    mark = build_claim_mark(SPEC, warm, "2026-12-03T10:00:00Z")
+    assert mark["metadata"]["resourceVersion"] == "7"  # conditional: never claimed twice
+    patch = build_claim_patch(SPEC, warm)["metadata"]
+    labels = {k: v for k, v in {**warm["metadata"]["labels"], **patch["labels"]}.items()
+              if v is not None}  # fmt: skip
+    assert labels == cold["metadata"]["labels"]
+    assert patch["annotations"] == cold["metadata"]["annotations"]
+    assert patch["ownerReferences"] == cold["metadata"]["ownerReferences"]
+    cold_args = cold["spec"]["containers"][0]["args"]
+    assert cold_args == [*SPEC.scheduler_cmd, *claim_args(SPEC)]
+    # the warm pod holds nothing of a cluster: no cluster name, token or TLS paths
+    env = {e["name"] for e in warm["spec"]["containers"][0]["env"]}
+    assert not env & {"DASK_GATEWAY_CLUSTER_NAME", "DASK_GATEWAY_API_TOKEN"}
+    assert not any(n.startswith("DASK_DISTRIBUTED__COMM__TLS") for n in env)
+    assert "DASK_GATEWAY_API_URL" in env and "EXTRA_PIP_PACKAGES" in env
+
+
+def test_only_known_scheduler_commands_are_warmable() -> None:
+    assert is_warmable(SPEC)
+    assert not is_warmable(dataclasses.replace(SPEC, scheduler_cmd=("my-scheduler",)))
+    replaced = dataclasses.replace(SPEC, scheduler_extra_container_config={"command": ["sh"]})
+    assert not is_warmable(replaced)
 
 
 def test_worker_selector_string_is_stable() -> None:

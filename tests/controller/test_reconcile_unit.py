@@ -7,6 +7,7 @@ second create while the informer lags, no status write when nothing changed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -65,6 +66,7 @@ SETTINGS = ControllerSettings(
     dashboard_auth_url="http://api.gw:8000/api/v1/dashboard-auth",
     scheduler_start_timeout=30,
     worker_start_timeout=20,
+    route_settle_time=0.0,  # see test_running_waits_until_new_routes_had_time_to_apply
 )
 
 
@@ -110,6 +112,20 @@ class World:
         self.client.take()
 
 
+async def test_running_waits_until_new_routes_had_time_to_apply() -> None:
+    w = World()
+    w.reconciler.settings = dataclasses.replace(SETTINGS, route_settle_time=0.3)
+    await w.run()
+    w.sync()
+    set_pod_status(w.cache, "ns", "dask-scheduler-c1", running("10.0.0.5"))
+    after = await w.reconciler.reconcile(KEY)  # ready at once (a warm pod): routes too new
+    assert all(p.get("phase") != "Running" for p in w.client.status_patches)
+    assert after is not None and after <= 0.3
+    w.now += 0.3
+    await w.reconciler.reconcile(KEY)
+    assert w.client.status_patches[-1]["phase"] == "Running"
+
+
 async def test_a_new_cluster_gets_its_children_once_even_with_a_slow_informer() -> None:
     w = World()
     await w.run()
@@ -119,10 +135,10 @@ async def test_a_new_cluster_gets_its_children_once_even_with_a_slow_informer() 
         ("create", "middlewares"),
         ("create", "middlewares"),
         ("create", "middlewares"),
-        ("create", "pods"),
         ("create", "services"),
         ("create", "ingressroutetcps"),
         ("create", "ingressroutes"),
+        ("create", "pods"),
     ]
     # A Pending cluster's status is progress: held back, to join a later write.
     assert [c for c in calls if c[0] == "status"] == []

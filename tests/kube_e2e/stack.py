@@ -203,11 +203,12 @@ def http(
 class Stack:
     """Start order: emulator, CRDs and api objects, Traefik, api replicas, controller."""
 
-    def __init__(self, root: Path, api_config: str = "") -> None:
+    def __init__(self, root: Path, api_config: str = "", controller_config: str = "") -> None:
         """``api_config`` is appended to every api replica's config (e.g. another
-        authenticator)."""
+        authenticator), ``controller_config`` to the controller's."""
         self.root = root
         self.api_config = api_config
+        self.controller_config = controller_config
         self.kubeconfig = root / "kubeconfig"
         self.web, self.tcp, self.ping = free_port(), free_port(), free_port()
         self.api_port = free_port()
@@ -367,6 +368,7 @@ class Stack:
                 namespace=NAMESPACE,
                 api_url=f"{self.replicas[0].url}/api",
             )
+            + self.controller_config
         )
         cmd = [
             sys.executable, "-m", "jhub_gateway.controller.app",

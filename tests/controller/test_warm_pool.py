@@ -1,0 +1,211 @@
+"""The warm pool and the reconciler's use of it, against a fake cache and a recording client.
+
+What a refill creates, keeps and deletes (pods of another profile, claimed but
+never relabelled ones, Secrets without their pod, everything when the size is
+0); which profile it warms; and that a cluster whose claim succeeds gets no
+cold pod and takes the relabelled warm pod as its scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jhub_gateway.controller.builders import ClusterSpec
+from jhub_gateway.controller.builders.warm import (
+    ANNOTATION_CLAIMED_AT,
+    ANNOTATION_CLAIMED_BY,
+    build_claim_patch,
+    build_warm_pod,
+    build_warm_secret,
+    scheduler_profile,
+)
+from jhub_gateway.controller.cache import ClusterCache
+from jhub_gateway.controller.expectations import Expectations
+from jhub_gateway.controller.reconcile import Reconciler
+from jhub_gateway.controller.secrets import ClusterCredentials
+from jhub_gateway.controller.warmpool import WarmPool, WarmSettings
+from jhub_gateway.tls import new_keypair
+
+from .fakes import RecordingClient, cluster, running
+from .test_reconcile_unit import SETTINGS, T0
+
+OWNER = {"apiVersion": "v1", "kind": "ConfigMap", "name": "gw-controller", "uid": "cm-uid"}
+
+
+def pool(cache: ClusterCache, size: int = 1, **seed: Any) -> tuple[WarmPool, RecordingClient]:
+    client = RecordingClient(cache)
+    warm = WarmSettings(size=size, namespaces=("ns",), seed_config=seed, owner=OWNER,
+                        owner_namespace="ns")  # fmt: skip
+    return WarmPool(client, cache, SETTINGS, warm, clock=lambda: T0), client
+
+
+def spec_of(obj: dict) -> ClusterSpec:
+    return ClusterSpec.from_resource(obj, **SETTINGS.spec_settings())
+
+
+def test_refill_creates_the_claim_secret_then_the_pod_owned_by_the_configmap() -> None:
+    cache = ClusterCache()
+    warm, client = pool(cache)
+    asyncio.run(warm.refill("ns"))
+    calls = client.take()
+    assert [c[:2] for c in calls] == [("create", "secrets"), ("create", "pods")]
+    assert calls[0][2] == calls[1][2]  # the Secret has the pod's name
+    secret, pod = client.bodies
+    assert pod["metadata"]["ownerReferences"] == [OWNER] == secret["metadata"]["ownerReferences"]
+    client.sync()
+    asyncio.run(warm.refill("ns"))
+    assert client.take() == []  # full: level-based, nothing more
+
+
+def test_a_pod_just_created_counts_before_the_cache_shows_it() -> None:
+    cache = ClusterCache()
+    warm, client = pool(cache)
+    asyncio.run(warm.refill("ns"))
+    client.take()
+    asyncio.run(warm.refill("ns"))  # the informer has not delivered the pod yet
+    assert client.take() == []
+
+
+def test_garbage_is_deleted_and_replaced() -> None:
+    cache = ClusterCache()
+    warm, client = pool(cache, size=1)
+    seed = warm.target("ns")
+    assert seed is not None
+    profile, spec = seed
+    claimed = build_warm_pod(spec, name="dask-warm-claimed", profile=profile, owner=None)
+    claimed["metadata"]["annotations"] = {
+        ANNOTATION_CLAIMED_BY: "c9/uid",
+        ANNOTATION_CLAIMED_AT: "x",
+    }
+    stale = build_warm_pod(spec, name="dask-warm-stale", profile="0" * 20, owner=None)
+    orphan = build_warm_secret(spec, name="dask-warm-orphan", profile=profile, tls_cert="c",
+                               tls_key="k", owner=None)  # fmt: skip
+    for kind, obj in (("Pod", claimed), ("Pod", stale), ("Secret", orphan)):
+        cache.apply(kind, "ADDED", obj)
+    asyncio.run(warm.refill("ns"))
+    calls = client.take()
+    deleted = {(plural, name) for verb, plural, name in calls if verb == "delete"}
+    assert deleted == {
+        ("pods", "dask-warm-claimed"), ("secrets", "dask-warm-claimed"),
+        ("pods", "dask-warm-stale"), ("secrets", "dask-warm-stale"),
+        ("secrets", "dask-warm-orphan"),
+    }  # fmt: skip
+    assert [c[1] for c in calls if c[0] == "create"] == ["secrets", "pods"]
+
+
+def test_size_zero_creates_none_claims_none_and_deletes_what_is_left() -> None:
+    cache = ClusterCache()
+    warm, client = pool(cache, size=0)
+    spec = spec_of(cluster())
+    left = build_warm_pod(spec, name="dask-warm-left", profile=scheduler_profile(spec), owner=None)
+    cache.apply("Pod", "ADDED", left)
+    asyncio.run(warm.refill("ns"))
+    assert client.take() == [
+        ("delete", "pods", "dask-warm-left"),
+        ("delete", "secrets", "dask-warm-left"),
+    ]
+    creds = ClusterCredentials("c", "k", "t")
+    assert asyncio.run(warm.claim(spec, creds)) is None
+
+
+def test_the_profile_most_clusters_use_is_warmed_the_seed_first() -> None:
+    cache = ClusterCache()
+    warm, _ = pool(cache, schedulerMemory=2**30)
+    seed = warm.target("ns")
+    assert seed is not None and seed[1].scheduler_memory == 2**30
+    theirs = [cluster(f"c{i}", config={"schedulerMemory": 3 * 2**30}) for i in range(2)]
+    for obj in theirs:
+        cache.apply("DaskCluster", "ADDED", obj)
+    learned = warm.target("ns")
+    assert learned is not None
+    assert learned[0] == scheduler_profile(spec_of(theirs[0])) != seed[0]
+    assert warm.target("elsewhere") is not None  # the seed, in any namespace
+
+
+def test_no_ready_warm_pod_means_a_cold_start() -> None:
+    cache = ClusterCache()
+    warm, client = pool(cache)
+    asyncio.run(warm.refill("ns"))
+    client.sync()  # the warm pod exists but is not Ready yet
+    client.take()
+    assert asyncio.run(warm.claim(spec_of(cluster()), ClusterCredentials("c", "k", "t"))) is None
+    assert client.take() == []
+
+
+class ClaimingPool:
+    """Stands in for a WarmPool whose claim of ``name`` succeeds."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.specs: list[ClusterSpec] = []
+
+    async def claim(self, spec: ClusterSpec, credentials: ClusterCredentials,
+                    announce: Callable[[str], Awaitable[None]]) -> str:  # fmt: skip
+        assert credentials.api_token  # the cluster's, minted just before
+        self.specs.append(spec)
+        await announce(self.name)
+        return self.name
+
+
+def test_a_claimed_warm_pod_becomes_the_scheduler_and_no_cold_pod_is_made() -> None:
+    cache = ClusterCache()
+    client = RecordingClient(cache)
+    now = T0 + 1
+    reconciler = Reconciler(client, cache, SETTINGS, expectations=Expectations(60),
+                            clock=lambda: now, warm=ClaimingPool("dask-warm-x"))  # type: ignore[arg-type]  # fmt: skip
+    obj = cluster()
+    cache.apply("DaskCluster", "ADDED", obj)
+    asyncio.run(reconciler.reconcile(("ns", "c1")))
+    created = [
+        name for verb, plural, name in client.take() if verb == "create" and plural == "pods"
+    ]
+    assert created == []
+    # named in the status before the scheduler starts (its first heartbeat checks it)
+    assert client.status_patches[0] == {"schedulerPod": "dask-warm-x"}
+    client.sync()
+    # the informer shows the relabelled pod: it is the cluster's scheduler, and ready
+    spec = spec_of(obj)
+    warm = build_warm_pod(spec, name="dask-warm-x", profile=scheduler_profile(spec), owner=None)
+    patch = build_claim_patch(spec, warm)["metadata"]
+    claimed = copy.deepcopy(warm)
+    labels = {**warm["metadata"]["labels"], **patch["labels"]}
+    claimed["metadata"].update(
+        labels={k: v for k, v in labels.items() if v is not None},
+        annotations={ANNOTATION_CLAIMED_AT: "2026-12-02T08:00:01Z"},
+        ownerReferences=patch["ownerReferences"],
+        creationTimestamp="2026-12-01T08:00:00Z",  # long before: the claim starts the clock
+    )
+    claimed["status"] = running("10.0.0.9")
+    cache.apply("Pod", "ADDED", claimed)
+    asyncio.run(reconciler.reconcile(("ns", "c1")))
+    assert not [c for c in client.take() if c[0] == "create" and c[1] == "pods"]
+    status = client.status_patches[-1]
+    assert status["phase"] == "Running" and "schedulerPod" not in status  # written already
+    assert status["schedulerAddress"] == "tls://10.0.0.9:8786"
+
+
+def test_a_failed_claim_deletes_the_pod_and_pauses_claims() -> None:
+    cache = ClusterCache()
+    warm, client = pool(cache)
+    spec = spec_of(cluster())
+    profile = scheduler_profile(spec)
+    pod = build_warm_pod(spec, name="dask-warm-deaf", profile=profile, owner=None)
+    pod["metadata"].update(resourceVersion="3", creationTimestamp="2026-12-02T08:00:00Z")
+    pod["status"] = running("127.0.0.254")  # nothing listens for claims there
+    cert, key = new_keypair("dask-warm-deaf")
+    secret = build_warm_secret(spec, name="dask-warm-deaf", profile=profile, tls_cert=cert,
+                               tls_key=key, owner=None)  # fmt: skip
+    cache.apply("Pod", "ADDED", pod)
+    cache.apply("Secret", "ADDED", secret)
+    creds = ClusterCredentials("c", "k", "t")
+    assert asyncio.run(warm.claim(spec, creds)) is None  # the reconciler makes a cold pod
+    assert client.take() == [
+        ("patch", "pods", "dask-warm-deaf"),  # the claim mark
+        ("delete", "pods", "dask-warm-deaf"),
+        ("delete", "secrets", "dask-warm-deaf"),
+    ]
+    assert asyncio.run(warm.claim(spec, creds)) is None
+    assert client.take() == []  # paused: not one failure per cluster start
