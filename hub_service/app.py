@@ -20,6 +20,7 @@ from traitlets import Bool, Float, Integer, TraitError, Unicode, default, valida
 from traitlets.config import Application, catch_config_error
 
 from jhub_gateway import __version__, redact
+from jhub_gateway.dashboard_credential import AUTH_PATH
 from jhub_gateway.options import Options
 
 from . import check_config, upstream_compat
@@ -316,7 +317,7 @@ class GatewayApp(Application):
             internal_url=internal_url,
             data_dir=self.data_dir,
             prefix=self.prefix,
-            dashboard_auth_url=internal_url + self.prefix + "api/v1/dashboard-auth",
+            dashboard_auth_url=internal_url + self.prefix + AUTH_PATH,
         )
         await self.gateway_backend.setup(context)
         self.server_watch = await start_server_watch(

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jhub_gateway.dashboard_credential import drop_credentials_spec, forward_auth_spec
+from jhub_gateway.dashboard_credential import AUTH_PATH, drop_credentials_spec, forward_auth_spec
 
 # Traefik names are also used in its API paths (``<name>@file``); cluster names are
 # slugs, so refuse anything else rather than quoting it into rules.
@@ -101,6 +101,17 @@ def static_config(
     }
 
 
+def api_router_rule(base: str) -> str:
+    """The public API router's rule: everything under the prefix but the forward-auth.
+
+    Traefik's forwardAuth calls the service's internal address; through the public
+    one the endpoint would hand a dashboard credential to the browser (and answer
+    for a made-up ``X-Forwarded-Uri``).
+    """
+    under = f"(Path(`{base}`) || PathPrefix(`{base}/`))" if base else "PathPrefix(`/`)"
+    return f"{under} && !PathPrefix(`{base}/{AUTH_PATH}`)"
+
+
 def dynamic_config(
     *,
     prefix: str,
@@ -111,7 +122,7 @@ def dynamic_config(
 ) -> dict[str, Any]:
     """Every router Traefik should serve: the API plus each cluster's dashboard and TLS."""
     base = normalize_prefix(prefix)
-    api_rule = f"Path(`{base}`) || PathPrefix(`{base}/`)" if base else "PathPrefix(`/`)"
+    api_rule = api_router_rule(base)
     routers: dict[str, Any] = {
         # explicit priorities: rule length (Traefik's default) would rank the API's
         # two-clause rule above a dashboard's

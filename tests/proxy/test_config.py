@@ -47,7 +47,9 @@ def test_dynamic_config_for_one_cluster():
         routes={"x": ClusterRoute("127.0.0.1:8787", "127.0.0.1:8786")},
     )
     http, tcp = cfg["http"], cfg["tcp"]
-    assert http["routers"]["gateway-api"]["rule"] == "Path(`/p`) || PathPrefix(`/p/`)"
+    assert http["routers"]["gateway-api"]["rule"] == (
+        "(Path(`/p`) || PathPrefix(`/p/`)) && !PathPrefix(`/p/api/v1/dashboard-auth`)"
+    )
     assert http["routers"]["dashboard-x"] == {
         "entryPoints": ["web"],
         "rule": "PathPrefix(`/p/clusters/x/`)",
@@ -78,7 +80,10 @@ def test_dynamic_config_without_clusters():
         prefix="/", api_url="http://api", auth_url=None, tcp_entrypoint="tcp", routes={}
     )
     assert "tcp" not in cfg and "middlewares" not in cfg["http"]
-    assert cfg["http"]["routers"]["gateway-api"]["rule"] == "PathPrefix(`/`)"
+    # the forward-auth endpoint stays off the public router even without dashboards
+    assert cfg["http"]["routers"]["gateway-api"]["rule"] == (
+        "PathPrefix(`/`) && !PathPrefix(`/api/v1/dashboard-auth`)"
+    )
 
 
 def test_is_live_compares_targets():

@@ -88,6 +88,20 @@ async def test_api_is_routed_under_the_prefix(env):
     assert (await get(f"{env.web}{PREFIX}-other/x")).code == 404
 
 
+async def test_dashboard_auth_is_not_routed_publicly(env):
+    # Traefik's forwardAuth calls the service's internal address; the public router
+    # leaves the endpoint out, whatever follows its path
+    for path in ("", "/", "?x=1", "/x"):
+        resp = await get(f"{env.web}{PREFIX}/api/v1/dashboard-auth{path}")
+        assert resp.code == 404
+        assert b"api" not in resp.body  # Traefik's own 404: the service never saw it
+    assert body(await get(f"{env.web}{PREFIX}/api/v1/clusters/"))["who"] == "api"
+    # and dashboards still pass their forward-auth
+    await env.proxy.set_cluster_routes("a", env.dash["a"], env.tls["a"])
+    resp = await get(f"{env.web}{PREFIX}/clusters/a/status", Authorization="token good")
+    assert body(resp)["who"] == "dash-a"
+
+
 async def test_dashboard_needs_auth_and_loses_its_prefix(env):
     await env.proxy.set_cluster_routes("a", env.dash["a"], env.tls["a"])
     url = f"{env.web}{PREFIX}/clusters/a/status"
