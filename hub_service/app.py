@@ -36,7 +36,7 @@ from .proxy import ProxyError
 from .quotas import UserQuotas
 from .server_watch import ServerWatch, ServerWatchLoop, start_server_watch
 from .session import SessionCookies
-from .web import make_web_app
+from .web import make_http_server, make_web_app
 
 log = logging.getLogger("jhub_gateway.hub_service")
 
@@ -306,7 +306,7 @@ class GatewayApp(Application):
         sock.bind((host, port))
         sock.listen(128)
         sock.setblocking(False)
-        self.http_server = HTTPServer(web_app, xheaders=True, max_body_size=self.max_body_bytes * 4)
+        self.http_server = make_http_server(web_app, self.max_body_bytes * 4)
         self.http_server.add_sockets([sock])
         bound = sock.getsockname()
         internal_url = f"http://{bound[0]}:{bound[1]}"
