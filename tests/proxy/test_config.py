@@ -36,6 +36,16 @@ def test_static_config_keeps_ping_and_api_on_the_private_entrypoint():
         throttle="0ms",
     )
     assert cfg["entryPoints"]["tcp"]["address"] == ":8786"
+    assert cfg["experimental"] == {"fastProxy": {}}  # the default
+    assert "experimental" not in static_config(
+        web=":8000",
+        internal="127.0.0.1:9",
+        tcp=None,
+        routes_dir="/r",
+        log_level="WARN",
+        throttle="0ms",
+        fast_proxy=False,
+    )
 
 
 def test_dynamic_config_for_one_cluster():
@@ -79,7 +89,22 @@ def test_dynamic_config_without_clusters():
     cfg = dynamic_config(
         prefix="/", api_url="http://api", auth_url=None, tcp_entrypoint="tcp", routes={}
     )
-    assert "tcp" not in cfg and "middlewares" not in cfg["http"]
+    assert "tcp" not in cfg
+    # the API router only drops forwarded headers the service never reads
+    assert cfg["http"]["middlewares"] == {
+        "gateway-api-headers": {
+            "headers": {
+                "customRequestHeaders": {
+                    "X-Forwarded-For": "",
+                    "X-Forwarded-Host": "",
+                    "X-Forwarded-Port": "",
+                    "X-Forwarded-Server": "",
+                    "X-Real-Ip": "",
+                }
+            }
+        }
+    }
+    assert cfg["http"]["routers"]["gateway-api"]["middlewares"] == ["gateway-api-headers"]
     # the forward-auth endpoint stays off the public router even without dashboards
     assert cfg["http"]["routers"]["gateway-api"]["rule"] == (
         "PathPrefix(`/`) && !PathPrefix(`/api/v1/dashboard-auth`)"
