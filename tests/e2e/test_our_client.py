@@ -53,7 +53,8 @@ def test_dashboard_through_traefik_needs_the_owner(gateway, running):
         req = urllib.request.Request(url, headers=headers)
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(req, timeout=30)
-        assert info.value.code == code
+        with info.value as refused:
+            assert refused.code == code
     assert running.dashboard_link.endswith(f"/clusters/{running.name}/status")
 
 
