@@ -1,20 +1,25 @@
 """JupyterHub auth: jhub-gateway vs upstream dask-gateway-server against one real hub.
 
-Both servers run as external services of the same hub and are hit directly (no
-proxy in between) with ``GET /api/v1/clusters/``:
+Both servers run as external services of the same hub and are hit with
+``GET /api/v1/clusters/``, through each one's public address (Traefik / upstream's
+proxy: what clients use) and direct on the API port:
 
 - warm, cookie: the upstream client's pattern (token once, then the session cookie);
 - warm, token header: every request carries ``Authorization: jupyterhub <token>``
   (our client's pattern);
 - cold: a fresh token per request; counts hub ``/hub/api/user`` calls per request.
 
-Throughput (requests/s) and p99 latency at 1 and 32 concurrent clients. ``run.py``
-reuses ``hub_gateways`` and ``load`` for its API rows, through the public addresses.
-Run: ``.venv/bin/python benchmarks/bench_hub_auth.py``. Not a test: prints a table.
+Throughput (requests/s), p99 latency and CPU µs per request of the service and of
+its proxy (user + system time of the processes over the run / requests) at 1, 32
+and 128 concurrent clients; each case alternates which server goes first and
+keeps the median of ``--rounds``. ``run.py`` reuses ``hub_gateways`` and ``load``
+for its API rows. Run: ``.venv/bin/python benchmarks/bench_hub_auth.py
+[--rounds 3] [--where public]``. Not a test: prints a table.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.gatewaytools import free_port  # noqa: E402
@@ -100,6 +106,41 @@ class HubGateways:
     direct: dict[str, str]  # the servers' own API ports
     public: dict[str, str]  # through each server's proxy (Traefik / upstream's proxy)
     tokens: list[str]
+    pids: dict[str, int]  # each server's own process; its proxy is a child process
+
+    def processes(self, label: str) -> tuple[psutil.Process, psutil.Process | None]:
+        """(service, proxy) processes of ``label``; the proxy is the one child."""
+        service = psutil.Process(self.pids[label])
+        children = service.children()
+        return service, children[0] if len(children) == 1 else None
+
+
+def cpu_seconds(proc: psutil.Process | None) -> float:
+    if proc is None:
+        return float("nan")
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+@dataclass
+class Sample:
+    rps: float
+    p99_ms: float
+    service_us: float  # CPU µs per request in the service process
+    proxy_us: float  # ... and in its proxy
+
+
+async def measure(
+    gws: HubGateways, label: str, url: str, concurrency: int, total: int, mode: str
+) -> Sample:
+    """``load`` with the CPU time the service and its proxy spent on it."""
+    service, proxy = gws.processes(label)
+    before = cpu_seconds(service), cpu_seconds(proxy)
+    rps, p99 = await load(url, gws.tokens, concurrency, total, mode)
+    requests = total // concurrency * concurrency + concurrency  # + each client's priming
+    service_us = (cpu_seconds(service) - before[0]) / requests * 1e6
+    proxy_us = (cpu_seconds(proxy) - before[1]) / requests * 1e6
+    return Sample(rps, p99, service_us, proxy_us)
 
 
 @contextlib.asynccontextmanager
@@ -162,6 +203,7 @@ async def hub_gateways(root: Path) -> AsyncIterator[HubGateways]:
             tokens=[
                 await hub.token_for("alice", scopes=["self", "access:services"]) for _ in range(4)
             ],
+            pids={"upstream": upstream.pid, "jhub-gateway": ours.pid},
         )
         try:
             for url in [*gateways.direct.values(), *gateways.public.values()]:
@@ -182,27 +224,67 @@ async def hub_gateways(root: Path) -> AsyncIterator[HubGateways]:
                 proc.wait(30)
 
 
+LABELS = ("upstream", "jhub-gateway")
+LOADS = ((1, 300), (32, 1600), (128, 2560))  # (concurrent clients, requests)
+
+
 async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per case")
+    parser.add_argument(
+        "--where", choices=("public", "direct", "both"), default="both", help="which addresses"
+    )
+    parser.add_argument("--modes", default="cookie,header", help="comma-separated: cookie, header")
+    parser.add_argument("--clients", default="1,32,128", help="comma-separated concurrency levels")
+    args = parser.parse_args()
+    wheres = ("public", "direct") if args.where == "both" else (args.where,)
+    clients = {int(c) for c in args.clients.split(",")}
     root = Path(tempfile.mkdtemp(prefix="bench-hub-"))
+    rows = []
     async with hub_gateways(root) as gws:
-        urls, tokens, hub = gws.direct, gws.tokens, gws.hub
-        rows = []
-        for mode in ("cookie", "header"):
-            for conc, total in ((1, 300), (32, 1600)):
-                res = {
-                    label: await load(url, tokens, conc, total, mode) for label, url in urls.items()
-                }
-                rows.append((f"warm, {mode}, {conc} client(s)", res))
-        cold_res = {label: await cold(url, hub, hub.log_path) for label, url in urls.items()}
-    print("| case | upstream req/s | ours req/s | ratio | upstream p99 ms | ours p99 ms |")
-    print("|---|---|---|---|---|---|")
+        for where in wheres:
+            urls = getattr(gws, where)
+            for mode in args.modes.split(","):
+                for conc, total in LOADS:
+                    if conc not in clients:
+                        continue
+                    await load(urls["jhub-gateway"], gws.tokens, conc, conc * 4, mode)  # warm
+                    samples: dict[str, list[Sample]] = {label: [] for label in LABELS}
+                    for i in range(args.rounds):
+                        for label in LABELS if i % 2 == 0 else LABELS[::-1]:
+                            samples[label].append(
+                                await measure(gws, label, urls[label], conc, total, mode)
+                            )
+                    rows.append((f"{where}, {mode}, {conc} client(s)", _medians(samples)))
+        cold_res = {
+            label: await cold(url, gws.hub, gws.hub.log_path) for label, url in gws.direct.items()
+        }
+    print(
+        "| case | upstream req/s | ours req/s | ratio | upstream p99 ms | ours p99 ms "
+        "| CPU µs/req upstream service + proxy | ours service + proxy |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, res in rows:
-        (ut, up99), (ot, op99) = res["upstream"], res["jhub-gateway"]
-        print(f"| {name} | {ut:.0f} | {ot:.0f} | {ot / ut:.2f}x | {up99:.1f} | {op99:.1f} |")
+        up, ours = res["upstream"], res["jhub-gateway"]
+        print(
+            f"| {name} | {up.rps:.0f} | {ours.rps:.0f} | {ours.rps / up.rps:.2f}x "
+            f"| {up.p99_ms:.1f} | {ours.p99_ms:.1f} "
+            f"| {up.service_us:.0f} + {up.proxy_us:.0f} | {ours.service_us:.0f} + {ours.proxy_us:.0f} |"
+        )
     (uc, ul), (oc, ol) = cold_res["upstream"], cold_res["jhub-gateway"]
     print(
-        f"| cold token: hub calls per request | {uc:.2f} | {oc:.2f} | | median {ul:.1f} ms | median {ol:.1f} ms |"
+        f"| cold token (direct): hub calls per request | {uc:.2f} | {oc:.2f} | "
+        f"| median {ul:.1f} ms | median {ol:.1f} ms | | |"
     )
+
+
+def _medians(samples: dict[str, list[Sample]]) -> dict[str, Sample]:
+    return {
+        label: Sample(
+            *(statistics.median(getattr(x, f) for x in xs) for f in Sample.__dataclass_fields__)
+        )
+        for label, xs in samples.items()
+    }
 
 
 if __name__ == "__main__":

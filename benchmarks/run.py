@@ -10,9 +10,20 @@ rounds, ours first in odd ones) and each row is the median over the rounds:
 - API throughput with JupyterHub auth through each server's public address at
   1/32/128 concurrent clients (``bench_hub_auth.hub_gateways`` / ``load``);
 - service (+ proxy) RSS with 20 idle clusters (``bench_local``);
+- Kubernetes (``--kube``, the default; ``--no-kube`` skips it): our controller and
+  upstream's ``dask-gateway-server kube-controller`` on one API emulator with the
+  process kubelet (``bench_kube_upstream.py --json``, ``--rounds`` lifecycles each,
+  taking turns): ``new_cluster()`` until usable, ``scale(4)``, the controller's API
+  writes per lifecycle and its RSS. Upstream's controller runs from its own venv
+  (``--upstream-venv``, default ``/tmp/upstream-dg``; see that script's docstring);
+  without it the rows show ours only;
 - then the start-up trace of one jhub-gateway cluster (``start_trace.py``).
 
-Run: ``.venv/bin/python benchmarks/run.py [--rounds 5] [--write-readme]``;
+Every number a round reports lands in the medians; the table shows the rows of
+``ROWS`` that have one, with "-" where one server has none (no ratio then). So a
+new measurement is one key in a round's dict plus one entry in ``ROWS``.
+
+Run: ``.venv/bin/python benchmarks/run.py [--rounds 5] [--no-kube] [--write-readme]``;
 ``--write-readme`` replaces the generated part of the README's Performance section.
 Upstream must be importable in this venv (``pip install dask-gateway-server``, the
 ``bench`` extra); it is never a dependency of the project. Not a test.
@@ -45,6 +56,9 @@ API_LOAD = ((1, 100), (32, 960), (128, 1280))  # (concurrent clients, requests p
 BEGIN, END = "<!-- benchmarks/run.py:begin -->", "<!-- benchmarks/run.py:end -->"
 
 
+Results = dict[str, dict[str, float]]  # server label -> row key -> median
+
+
 def _child(*args: str, timeout: float = 900) -> dict:
     # a fresh client process per round: the upstream client's Gateway.__del__ can
     # deadlock a later Gateway's event loop when both live in one process
@@ -54,6 +68,12 @@ def _child(*args: str, timeout: float = 900) -> dict:
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's median over the rounds that reported it."""
+    keys = dict.fromkeys(k for r in rounds for k in r)
+    return {k: statistics.median(r[k] for r in rounds if k in r) for k in keys}
 
 
 def _order(i: int) -> tuple[str, ...]:
@@ -86,7 +106,7 @@ def _idle_rss(server, clusters: int = 20) -> float:
         proc.wait(300)
 
 
-def local_rows(rounds: int) -> tuple[dict[str, dict[str, float]], list[tuple[str, float]]]:
+def local_rows(rounds: int) -> tuple[Results, list[tuple[str, float]]]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-up-", ignore_cleanup_errors=True) as up_dir,
         tempfile.TemporaryDirectory(prefix="bench-ours-", ignore_cleanup_errors=True) as our_dir,
@@ -107,10 +127,7 @@ def local_rows(rounds: int) -> tuple[dict[str, dict[str, float]], list[tuple[str
                         _child(str(HERE / "bench_local.py"), "--round", servers[label].address)
                     )
                     print(f"round {i + 1} {label}: {results[label][-1]}", file=sys.stderr)
-            medians = {
-                label: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-                for label, rs in results.items()
-            }
+            medians = {label: _medians(rs) for label, rs in results.items()}
             for label in _order(rounds):
                 medians[label]["rss_mb"] = _idle_rss(servers[label])
             ours = servers["jhub-gateway"]
@@ -126,6 +143,36 @@ def local_rows(rounds: int) -> tuple[dict[str, dict[str, float]], list[tuple[str
             for server in servers.values():
                 server.stop()
     return medians, trace
+
+
+#: bench_kube_upstream's JSON keys (its sides are "ours" and "upstream") -> our row keys
+KUBE_KEYS = {
+    "new_cluster() until usable s": "kube_new_cluster",
+    "scale(4) until 4 workers s": "kube_scale4",
+    "API writes": "kube_writes",
+    "controller RSS MiB": "kube_rss_mb",
+}
+KUBE_SIDES = {"upstream": "upstream", "ours": "jhub-gateway"}
+
+
+def kube_rows(rounds: int, upstream_venv: Path) -> Results:
+    """The Kubernetes rows: both controllers, lifecycles taking turns on one emulator."""
+    raw = _child(
+        str(HERE / "bench_kube_upstream.py"),
+        "--json",
+        "--runs",
+        str(rounds),
+        "--upstream-venv",
+        str(upstream_venv),
+        timeout=600 + 300 * rounds,
+    )
+    if "upstream" not in raw:
+        print(f"kube: upstream's controller did not run (venv {upstream_venv})", file=sys.stderr)
+    return {
+        label: {row: raw[side][key] for key, row in KUBE_KEYS.items() if key in raw[side]}
+        for side, label in KUBE_SIDES.items()
+        if side in raw
+    }
 
 
 async def api_rows(rounds: int) -> dict[str, dict[str, float]]:
@@ -158,22 +205,30 @@ ROWS = (
     ("api32", "API req/s with hub auth, public address, 32 clients", "{:.0f}"),
     ("api128", "API req/s with hub auth, public address, 128 clients", "{:.0f}"),
     ("rss_mb", "service + proxy RSS with 20 idle clusters (MiB)", "{:.0f}"),
-)
+    ("kube_new_cluster", "Kubernetes: `new_cluster()` until usable (DaskCluster -> Running) (s)", "{:.2f}"),
+    ("kube_scale4", "Kubernetes: `scale(4)` until 4 workers are connected (s)", "{:.2f}"),
+    ("kube_writes", "Kubernetes: controller API writes per lifecycle (create, scale 4, stop, delete)", "{:.0f}"),
+    ("kube_rss_mb", "Kubernetes: controller RSS (MiB)", "{:.1f}"),
+)  # fmt: skip
 
 
-def format_table(results: dict[str, dict[str, float]], rounds: int) -> str:
+def format_table(results: Results, rounds: int) -> str:
     for r in results.values():
-        r["rpc_overhead"] = r["rpc_proxied_ms"] / r["rpc_direct_ms"]
-        r["mb100_overhead"] = r["mb100_proxied"] / r["mb100_direct"]
-    up, ours = results["upstream"], results["jhub-gateway"]
+        if "rpc_proxied_ms" in r and "rpc_direct_ms" in r:
+            r["rpc_overhead"] = r["rpc_proxied_ms"] / r["rpc_direct_ms"]
+        if "mb100_proxied" in r and "mb100_direct" in r:
+            r["mb100_overhead"] = r["mb100_proxied"] / r["mb100_direct"]
+    up, ours = results.get("upstream", {}), results.get("jhub-gateway", {})
     lines = [
         f"| metric (median of {rounds} alternating rounds) | upstream | jhub-gateway | ours / upstream |",
         "|---|---|---|---|",
     ]
     for key, label, fmt in ROWS:
-        lines.append(
-            f"| {label} | {fmt.format(up[key])} | {fmt.format(ours[key])} | {ours[key] / up[key]:.2f}x |"
-        )
+        if key not in up and key not in ours:
+            continue  # not measured in this run (--no-kube, say)
+        shown = [fmt.format(side[key]) if key in side else "-" for side in (up, ours)]
+        ratio = f"{ours[key] / up[key]:.2f}x" if key in up and key in ours and up[key] else ""
+        lines.append(f"| {label} | {shown[0]} | {shown[1]} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -190,10 +245,30 @@ def main() -> None:
         "--rounds", type=int, default=5, help="alternating rounds (>= 5 for the README)"
     )
     parser.add_argument("--write-readme", action="store_true", help="regenerate README's table")
+    parser.add_argument(
+        "--kube",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the Kubernetes rows (default: on; --no-kube skips them)",
+    )
+    parser.add_argument(
+        "--upstream-venv",
+        type=Path,
+        default=Path("/tmp/upstream-dg"),
+        help="venv with upstream's dask-gateway-server[kubernetes], for the Kubernetes rows",
+    )
     args = parser.parse_args()
     results, trace = local_rows(args.rounds)
     for label, rows in asyncio.run(api_rows(args.rounds)).items():
         results[label].update(rows)
+    if args.kube:
+        try:
+            kube = kube_rows(args.rounds, args.upstream_venv)
+        except (SystemExit, subprocess.TimeoutExpired) as exc:  # keep the rows measured so far
+            print(f"kube rows left out: {exc}", file=sys.stderr)
+            kube = {}
+        for label, rows in kube.items():
+            results[label].update(rows)
     import dask_gateway_server
 
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")

@@ -20,6 +20,7 @@ from traitlets import Bool, Float, Integer, TraitError, Unicode, default, valida
 from traitlets.config import Application, catch_config_error
 
 from jhub_gateway import __version__, redact
+from jhub_gateway.dashboard_credential import AUTH_PATH
 from jhub_gateway.options import Options
 
 from . import check_config, upstream_compat
@@ -35,7 +36,7 @@ from .proxy import ProxyError
 from .quotas import UserQuotas
 from .server_watch import ServerWatch, ServerWatchLoop, start_server_watch
 from .session import SessionCookies
-from .web import make_web_app
+from .web import make_http_server, make_web_app
 
 log = logging.getLogger("jhub_gateway.hub_service")
 
@@ -305,7 +306,7 @@ class GatewayApp(Application):
         sock.bind((host, port))
         sock.listen(128)
         sock.setblocking(False)
-        self.http_server = HTTPServer(web_app, xheaders=True, max_body_size=self.max_body_bytes * 4)
+        self.http_server = make_http_server(web_app, self.max_body_bytes * 4)
         self.http_server.add_sockets([sock])
         bound = sock.getsockname()
         internal_url = f"http://{bound[0]}:{bound[1]}"
@@ -316,7 +317,7 @@ class GatewayApp(Application):
             internal_url=internal_url,
             data_dir=self.data_dir,
             prefix=self.prefix,
-            dashboard_auth_url=internal_url + self.prefix + "api/v1/dashboard-auth",
+            dashboard_auth_url=internal_url + self.prefix + AUTH_PATH,
         )
         await self.gateway_backend.setup(context)
         self.server_watch = await start_server_watch(

@@ -30,6 +30,8 @@ __all__ = ["CONTENT_TYPE", "ServiceMetrics"]
 
 #: seconds; a cluster start spans process spawn to route live, so the buckets reach minutes
 START_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+#: request label sets whose series are kept at hand (methods are the client's to choose)
+_MAX_REQUEST_CHILDREN = 512
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 HUB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -150,15 +152,30 @@ class ServiceMetrics(Configurable):
             self.clusters.labels(state.name.lower())
         for result in ("hit", "miss"):
             self.auth_cache.labels(result)
+        # (handler, method, code) -> its two series: labels() takes a lock and builds a
+        # tuple key on every call, on the path of every request
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._auth_children = {
+            hit: self.auth_cache.labels("hit" if hit else "miss") for hit in (True, False)
+        }
 
     # -- observers ----------------------------------------------------------------------
 
     def observe_request(self, handler: str, method: str, code: int, seconds: float) -> None:
-        self.requests.labels(handler, method, str(code)).inc()
-        self.request_seconds.labels(handler, method).observe(seconds)
+        key = (handler, method, code)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(handler, method, str(code)),
+                self.request_seconds.labels(handler, method),
+            )
+            if len(self._request_children) < _MAX_REQUEST_CHILDREN:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_auth_cache(self, hit: bool) -> None:
-        self.auth_cache.labels("hit" if hit else "miss").inc()
+        self._auth_children[hit].inc()
 
     def observe_hub_request(self, code: int, seconds: float) -> None:
         self.hub_seconds.labels(str(code)).observe(seconds)

@@ -18,10 +18,47 @@ from tornado.web import create_signed_value, decode_signed_value
 from jhub_gateway.models import User
 
 if TYPE_CHECKING:
+    from tornado.httputil import HTTPServerRequest
     from tornado.web import RequestHandler
 
 COOKIE_NAME = "jhub-gateway-session"
 _MAX_VERIFIED = 10_000
+
+
+def is_https(request: HTTPServerRequest) -> bool:
+    """Whether the browser reached us over HTTPS, so cookies we set must be ``Secure``.
+
+    The service speaks plain HTTP behind Traefik, which says how the client came in
+    (``X-Forwarded-Proto``; ``X-Scheme`` first, as Tornado's ``xheaders`` read them).
+    A client reaching the service directly can only make its own cookie stricter.
+    """
+    if request.protocol == "https":
+        return True
+    headers = request.headers
+    proto = headers.get("X-Scheme") or headers.get("X-Forwarded-Proto")
+    return proto is not None and proto.rsplit(",", 1)[-1].strip() == "https"
+
+
+def session_cookie(handler: RequestHandler) -> str | None:
+    """Our cookie's value from the request, without parsing every cookie it carries.
+
+    Same result as ``handler.get_cookie(COOKIE_NAME)`` (the last one wins; quotes
+    removed); a value with escapes, which our signed values never have, is left to
+    Tornado's parser.
+    """
+    header = handler.request.headers.get("Cookie")
+    if header is None or COOKIE_NAME not in header:
+        return None
+    value = None
+    for chunk in header.split(";"):
+        name, _, raw = chunk.partition("=")
+        if name.strip() != COOKIE_NAME:
+            continue
+        raw = raw.strip()
+        if "\\" in raw:
+            return handler.get_cookie(COOKIE_NAME)
+        value = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
+    return value
 
 
 class SessionCookies:
@@ -53,7 +90,7 @@ class SessionCookies:
             path=self._path,
             httponly=True,
             samesite="Strict",
-            secure=self._secure or handler.request.protocol == "https",
+            secure=self._secure or is_https(handler.request),
             expires_days=None,
             max_age=int(self._max_age),
         )
@@ -71,7 +108,7 @@ class SessionCookies:
         handler.clear_cookie(COOKIE_NAME, path=self._path)
 
     def read(self, handler: RequestHandler) -> User | None:
-        raw = handler.get_cookie(COOKIE_NAME)
+        raw = session_cookie(handler)
         if not raw:
             return None
         now = time.time()

@@ -6,7 +6,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from tornado import web
+from tornado import iostream, web
+from tornado.httpserver import HTTPServer
 
 from . import pages
 from .auth.base import Authenticator
@@ -52,6 +53,28 @@ def make_web_app(
         xsrf_cookies=False,
         log_function=_request_finished,
     )
+
+
+def make_http_server(app: web.Application, max_body_size: int) -> HTTPServer:
+    """The HTTP server of the API (behind Traefik, or called by schedulers and Traefik's
+    forward-auth on the internal address)."""
+    # xheaders off: nothing reads remote_ip, and whether a cookie must be Secure is
+    # decided from X-Forwarded-Proto where it is set (session.is_https)
+    return _ApiServer(app, xheaders=False, max_body_size=max_body_size)
+
+
+class _ApiServer(HTTPServer):
+    def handle_stream(self, stream: iostream.IOStream, address: tuple) -> None:
+        # Every response goes out in whole writes, so Nagle never helps. Tornado turns it
+        # back on after each response and off before the next (two setsockopt calls and
+        # a family check per request): set it once and keep it.
+        stream.set_nodelay(True)
+        stream.set_nodelay = _keep_nodelay  # type: ignore[method-assign]
+        super().handle_stream(stream, address)
+
+
+def _keep_nodelay(value: bool) -> None:
+    return None
 
 
 _access_log = logging.getLogger("jhub_gateway.access")

@@ -16,6 +16,11 @@ import hmac
 from typing import Any
 
 HEADER = "X-Jhub-Gateway-Dashboard-Credential"
+#: the forward-auth endpoint, relative to the service prefix. Only Traefik's
+#: forwardAuth calls it, on the service's internal address: the public API routes
+#: (local Traefik config, the chart's api IngressRoute) exclude it, since its 200
+#: carries the dashboard credential that must never reach a browser.
+AUTH_PATH = "api/v1/dashboard-auth"
 _LABEL = b"jhub-gateway dashboard credential v1"
 
 

@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from tornado import web
 
 from ..errors import GatewayError
+from ..session import is_https
 
 if TYPE_CHECKING:
     from .jupyterhub import JupyterHubAuthenticator
@@ -72,7 +73,7 @@ def _safe_next(next_url: str, default: str) -> str:
 
 
 def _is_https(handler: web.RequestHandler) -> bool:
-    return handler.request.protocol == "https"
+    return is_https(handler.request)
 
 
 class _OAuthHandler(web.RequestHandler):

@@ -1,6 +1,7 @@
 """Traefik forward-auth for dashboards: only the owner (or an admin) sees one.
 
-Traefik asks this endpoint before proxying ``/clusters/<name>/...``; a 200
+Traefik asks this endpoint (on the service's internal address only: the public
+API routes exclude it) before proxying ``/clusters/<name>/...``; a 200
 lets the request through, anything else is sent back to the browser as is.
 A 200 carries the cluster's dashboard credential in a header that Traefik
 copies onto the proxied request only (``authResponseHeaders``), never to the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
+from jhub_gateway.dashboard_credential import AUTH_PATH, HEADER, dashboard_credential
 
 from ..errors import NotFound, Unauthorized
 from .base import BaseHandler
@@ -50,4 +51,4 @@ class DashboardAuthHandler(BaseHandler):
         self.finish()
 
 
-handlers = [(r"api/v1/dashboard-auth", DashboardAuthHandler)]
+handlers = [(re.escape(AUTH_PATH), DashboardAuthHandler)]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jhub_gateway.dashboard_credential import drop_credentials_spec, forward_auth_spec
+from jhub_gateway.dashboard_credential import AUTH_PATH, drop_credentials_spec, forward_auth_spec
 
 # Traefik names are also used in its API paths (``<name>@file``); cluster names are
 # slugs, so refuse anything else rather than quoting it into rules.
@@ -18,6 +18,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*):(?P<port>[0-9]{1,5})$")
 
 API_ROUTER = "gateway-api"
+API_HEADERS = "gateway-api-headers"
 AUTH_MIDDLEWARE = "gateway-dashboard-auth"
 DROP_CREDENTIALS = "gateway-dashboard-drop-credentials"
 SNI_PREFIX = "daskgateway-"
@@ -71,6 +72,7 @@ def static_config(
     log_level: str,
     throttle: str,
     read_timeout: str = "60s",
+    fast_proxy: bool = True,
 ) -> dict[str, Any]:
     # A short drain on stop; Traefik's default 10 s grace would stall service shutdown.
     # Traefik does not apply the HTTP readTimeout to routed TLS passthrough, so quiet
@@ -88,7 +90,13 @@ def static_config(
     }
     if tcp is not None:
         entry_points["tcp"] = {"address": tcp, "transport": transport}
+    extra: dict[str, Any] = {}
+    if fast_proxy:
+        # Traefik's HTTP/1.1 proxy to the servers behind it (the service, dashboards):
+        # measured ~35% less CPU per API request than the default one
+        extra["experimental"] = {"fastProxy": {}}
     return {
+        **extra,
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "log": {"level": log_level, "noColor": True},
         "entryPoints": entry_points,
@@ -101,6 +109,33 @@ def static_config(
     }
 
 
+#: forwarded headers Traefik adds that the API never reads; X-Forwarded-Proto stays
+#: (whether cookies must be Secure). Parsing them was ~5% of the service's time per request.
+UNREAD_FORWARDED_HEADERS = (
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Port",
+    "X-Forwarded-Server",
+    "X-Real-Ip",
+)
+
+
+def api_headers_spec() -> dict[str, Any]:
+    """Traefik's headers Middleware of the API router: an empty value deletes a header."""
+    return {"headers": {"customRequestHeaders": dict.fromkeys(UNREAD_FORWARDED_HEADERS, "")}}
+
+
+def api_router_rule(base: str) -> str:
+    """The public API router's rule: everything under the prefix but the forward-auth.
+
+    Traefik's forwardAuth calls the service's internal address; through the public
+    one the endpoint would hand a dashboard credential to the browser (and answer
+    for a made-up ``X-Forwarded-Uri``).
+    """
+    under = f"(Path(`{base}`) || PathPrefix(`{base}/`))" if base else "PathPrefix(`/`)"
+    return f"{under} && !PathPrefix(`{base}/{AUTH_PATH}`)"
+
+
 def dynamic_config(
     *,
     prefix: str,
@@ -111,14 +146,20 @@ def dynamic_config(
 ) -> dict[str, Any]:
     """Every router Traefik should serve: the API plus each cluster's dashboard and TLS."""
     base = normalize_prefix(prefix)
-    api_rule = f"Path(`{base}`) || PathPrefix(`{base}/`)" if base else "PathPrefix(`/`)"
+    api_rule = api_router_rule(base)
     routers: dict[str, Any] = {
         # explicit priorities: rule length (Traefik's default) would rank the API's
         # two-clause rule above a dashboard's
-        API_ROUTER: {"entryPoints": ["web"], "rule": api_rule, "service": API_ROUTER, "priority": 1}
+        API_ROUTER: {
+            "entryPoints": ["web"],
+            "rule": api_rule,
+            "service": API_ROUTER,
+            "priority": 1,
+            "middlewares": [API_HEADERS],
+        }
     }
     services: dict[str, Any] = {API_ROUTER: {"loadBalancer": {"servers": [{"url": api_url}]}}}
-    middlewares: dict[str, Any] = {}
+    middlewares: dict[str, Any] = {API_HEADERS: api_headers_spec()}
     if auth_url:
         middlewares[AUTH_MIDDLEWARE] = forward_auth_spec(auth_url)
     tcp_routers: dict[str, Any] = {}

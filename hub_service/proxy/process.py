@@ -54,7 +54,10 @@ def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the chi
         os._exit(1)
 
 
-async def spawn(binary: str, config_file: Path, log_file: Path) -> asyncio.subprocess.Process:
+async def spawn(
+    binary: str, config_file: Path, log_file: Path, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """Start Traefik; ``env`` is added to this process's environment."""
     parent = os.getpid()
     log = await asyncio.to_thread(open, log_file, "ab")
     try:
@@ -65,6 +68,7 @@ async def spawn(binary: str, config_file: Path, log_file: Path) -> asyncio.subpr
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             cwd=config_file.parent,
+            env={**os.environ, **env} if env else None,
             # own session: a Ctrl-C meant for the service must not kill Traefik mid-shutdown
             start_new_session=True,
             preexec_fn=lambda: _die_with_parent(parent),

@@ -55,8 +55,37 @@ def test_dashboard_through_traefik_needs_the_owner(gateway, running):
         req = urllib.request.Request(url, headers=headers)
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(req, timeout=30)
-        assert info.value.code == code
+        with info.value as refused:
+            assert refused.code == code
     assert running.dashboard_link.endswith(f"/clusters/{running.name}/status")
+
+
+def test_dashboard_auth_is_not_public(gateway, running):
+    """The forward-auth endpoint answers Traefik on the internal address only: through
+    the public one, even the owner asking with a made-up X-Forwarded-Uri gets Traefik's
+    404 (no dashboard credential), while the dashboard itself still works for them."""
+    dashboard = f"/clusters/{running.name}/status"
+    owner = {"Authorization": basic("alice"), "X-Forwarded-Uri": dashboard}
+    for path in (
+        "/api/v1/dashboard-auth",
+        "/api/v1/dashboard-auth/",
+        "/api/v1/dashboard-auth?x=1",
+        "/api/v1/dashboard%2Dauth",
+    ):
+        req = urllib.request.Request(gateway.address + path, headers=owner)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req, timeout=30)
+        with info.value as refused:
+            assert refused.code == 404, path
+            assert "x-jhub-gateway-dashboard-credential" not in {k.lower() for k in refused.headers}
+            assert b"credential" not in refused.read()
+    # the rest of the API under the same prefix is still public
+    assert gateway.request("GET", "/api/v1/clusters/", user="alice")[0] == 200
+    req = urllib.request.Request(
+        gateway.address + dashboard, headers={"Authorization": basic("alice")}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
 
 
 def test_the_scheduler_never_sees_the_viewers_credentials(gateway, running):

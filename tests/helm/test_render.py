@@ -163,7 +163,9 @@ def test_defaults_match_the_install_guide() -> None:
     assert traefik["image"] == "traefik:v3.7.15"
     assert "command" not in traefik
     route = docs[("IngressRoute", f"api-{FULLNAME}")]["spec"]["routes"][0]
-    assert route["match"] == "PathPrefix(`/`)"
+    # the forward-auth endpoint is for Traefik on the api Service, never public
+    assert route["match"] == "PathPrefix(`/`) && !PathPrefix(`/api/v1/dashboard-auth`)"
+    assert route["priority"] == 1  # below the controller's dashboard routes
     assert (
         "Namespace " + NAMESPACE in docs[("NOTES", "")]["text"]
         or NAMESPACE in docs[("NOTES", "")]["text"]
@@ -263,7 +265,10 @@ def test_separate_tcp_port_adds_an_entrypoint_and_service_port() -> None:
 def test_prefix_reaches_route_probes_and_controller() -> None:
     docs = render(SCENARIOS["prefix"])
     route = docs[("IngressRoute", f"api-{FULLNAME}")]["spec"]["routes"][0]
-    assert route["match"] == "PathPrefix(`/services/dask-gateway`)"
+    assert route["match"] == (
+        "PathPrefix(`/services/dask-gateway`)"
+        " && !PathPrefix(`/services/dask-gateway/api/v1/dashboard-auth`)"
+    )
     assert (
         container(docs, API)["readinessProbe"]["httpGet"]["path"]
         == "/services/dask-gateway/api/health"

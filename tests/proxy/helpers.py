@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tornado import httpserver, web
+from tornado import httpserver, web, websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPResponse
 
 from jhub_gateway.dashboard_credential import HEADER as CREDENTIAL_HEADER
@@ -28,7 +28,16 @@ class _Echo(web.RequestHandler):
         credential = self.request.headers.get(CREDENTIAL_HEADER)
         if credential is not None:
             echo["credential"] = credential
+        if self.get_query_argument("headers", None) is not None:
+            echo["headers"] = sorted(self.request.headers)
         self.write(echo)
+
+
+class _WebSocketEcho(websocket.WebSocketHandler):
+    """What a dashboard's bokeh socket needs from the proxy: an upgrade, then frames."""
+
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(f"{self.settings['who']}: {message!s}")
 
 
 class _Auth(web.RequestHandler):
@@ -56,7 +65,7 @@ def serve(app: web.Application) -> tuple[httpserver.HTTPServer, str]:
 
 
 def echo_app(who: str) -> web.Application:
-    return web.Application([(r"/.*", _Echo)], who=who)
+    return web.Application([(r"/ws", _WebSocketEcho), (r"/.*", _Echo)], who=who)
 
 
 def auth_app(seen: list) -> web.Application:

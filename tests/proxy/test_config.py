@@ -36,6 +36,16 @@ def test_static_config_keeps_ping_and_api_on_the_private_entrypoint():
         throttle="0ms",
     )
     assert cfg["entryPoints"]["tcp"]["address"] == ":8786"
+    assert cfg["experimental"] == {"fastProxy": {}}  # the default
+    assert "experimental" not in static_config(
+        web=":8000",
+        internal="127.0.0.1:9",
+        tcp=None,
+        routes_dir="/r",
+        log_level="WARN",
+        throttle="0ms",
+        fast_proxy=False,
+    )
 
 
 def test_dynamic_config_for_one_cluster():
@@ -47,7 +57,9 @@ def test_dynamic_config_for_one_cluster():
         routes={"x": ClusterRoute("127.0.0.1:8787", "127.0.0.1:8786")},
     )
     http, tcp = cfg["http"], cfg["tcp"]
-    assert http["routers"]["gateway-api"]["rule"] == "Path(`/p`) || PathPrefix(`/p/`)"
+    assert http["routers"]["gateway-api"]["rule"] == (
+        "(Path(`/p`) || PathPrefix(`/p/`)) && !PathPrefix(`/p/api/v1/dashboard-auth`)"
+    )
     assert http["routers"]["dashboard-x"] == {
         "entryPoints": ["web"],
         "rule": "PathPrefix(`/p/clusters/x/`)",
@@ -77,8 +89,26 @@ def test_dynamic_config_without_clusters():
     cfg = dynamic_config(
         prefix="/", api_url="http://api", auth_url=None, tcp_entrypoint="tcp", routes={}
     )
-    assert "tcp" not in cfg and "middlewares" not in cfg["http"]
-    assert cfg["http"]["routers"]["gateway-api"]["rule"] == "PathPrefix(`/`)"
+    assert "tcp" not in cfg
+    # the API router only drops forwarded headers the service never reads
+    assert cfg["http"]["middlewares"] == {
+        "gateway-api-headers": {
+            "headers": {
+                "customRequestHeaders": {
+                    "X-Forwarded-For": "",
+                    "X-Forwarded-Host": "",
+                    "X-Forwarded-Port": "",
+                    "X-Forwarded-Server": "",
+                    "X-Real-Ip": "",
+                }
+            }
+        }
+    }
+    assert cfg["http"]["routers"]["gateway-api"]["middlewares"] == ["gateway-api-headers"]
+    # the forward-auth endpoint stays off the public router even without dashboards
+    assert cfg["http"]["routers"]["gateway-api"]["rule"] == (
+        "PathPrefix(`/`) && !PathPrefix(`/api/v1/dashboard-auth`)"
+    )
 
 
 def test_is_live_compares_targets():

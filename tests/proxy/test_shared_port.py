@@ -13,6 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 import pytest_asyncio
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 from jhub_gateway.hub_service.proxy import ProxyError, TraefikProxy
 from tests.polling import until
@@ -86,6 +88,46 @@ async def test_api_is_routed_under_the_prefix(env):
     assert (await get(f"{env.web}{PREFIX}")).code == 200
     assert (await get(f"{env.web}/elsewhere")).code == 404
     assert (await get(f"{env.web}{PREFIX}-other/x")).code == 404
+
+
+async def test_dashboard_auth_is_not_routed_publicly(env):
+    # Traefik's forwardAuth calls the service's internal address; the public router
+    # leaves the endpoint out, whatever follows its path
+    for path in ("", "/", "?x=1", "/x"):
+        resp = await get(f"{env.web}{PREFIX}/api/v1/dashboard-auth{path}")
+        assert resp.code == 404
+        assert b"api" not in resp.body  # Traefik's own 404: the service never saw it
+    assert body(await get(f"{env.web}{PREFIX}/api/v1/clusters/"))["who"] == "api"
+    # and dashboards still pass their forward-auth
+    await env.proxy.set_cluster_routes("a", env.dash["a"], env.tls["a"])
+    resp = await get(f"{env.web}{PREFIX}/clusters/a/status", Authorization="token good")
+    assert body(resp)["who"] == "dash-a"
+
+
+async def test_traefik_runs_on_one_cpu_by_default(env):
+    assert psutil.Process(env.proxy.pid).environ()["GOMAXPROCS"] == "1"
+
+
+async def test_the_api_gets_only_the_forwarded_headers_it_reads(env):
+    resp = await get(f"{env.web}{PREFIX}/api/version?headers=1", **{"X-Forwarded-For": "6.6.6.6"})
+    forwarded = [h for h in body(resp)["headers"] if h.startswith(("X-Forwarded", "X-Real"))]
+    assert forwarded == ["X-Forwarded-Proto"]  # whether cookies must be Secure
+
+
+async def test_dashboard_websockets_pass_the_fast_proxy(env):
+    await env.proxy.set_cluster_routes("a", env.dash["a"], env.tls["a"])
+    url = f"ws{env.web[4:]}{PREFIX}/clusters/a/ws"
+    with pytest.raises(HTTPClientError) as refused:
+        await websocket_connect(url)
+    assert refused.value.code == 401
+    request = HTTPRequest(url, headers={"Authorization": "token good"})
+    conn = await websocket_connect(request)
+    try:
+        for message in ("hello", "again"):
+            await conn.write_message(message)
+            assert await asyncio.wait_for(conn.read_message(), 30) == f"dash-a: {message}"
+    finally:
+        conn.close()
 
 
 async def test_dashboard_needs_auth_and_loses_its_prefix(env):

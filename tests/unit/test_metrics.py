@@ -165,3 +165,29 @@ def test_scrape_permission():
     config = Config()
     config.ServiceMetrics.public = True
     assert ServiceMetrics(config=config).may_scrape(None)
+
+
+def test_requests_are_counted_per_label_set_past_the_cached_ones():
+    m = ServiceMetrics()
+    for _ in range(3):
+        m.observe_request("ClustersHandler", "GET", 200, 0.002)
+    for i in range(600):  # more label sets than are kept at hand
+        m.observe_request("NotFoundHandler", f"M{i}", 404, 0.001)
+    m.observe_request("NotFoundHandler", "M599", 404, 0.001)
+    labels = {"handler": "ClustersHandler", "method": "GET"}
+    assert value(m, "jhub_gateway_http_requests_total", code="200", **labels) == 3
+    assert value(m, "jhub_gateway_http_request_duration_seconds_count", **labels) == 3
+    assert (
+        value(
+            m,
+            "jhub_gateway_http_requests_total",
+            handler="NotFoundHandler",
+            method="M599",
+            code="404",
+        )
+        == 2
+    )
+    m.observe_auth_cache(True)
+    m.observe_auth_cache(False)
+    m.observe_auth_cache(True)
+    assert value(m, "jhub_gateway_hub_auth_cache_total", result="hit") == 2
