@@ -401,8 +401,11 @@ async def main() -> None:
 
             sides = args.sides.split(",")
             runners: list[tuple[Side, int]] = []
+            # cold starts against upstream's (which has no warm pods);
+            # bench_kube_controller.py --warm-only measures ours with a warm pod waiting
             controller = ControllerProcess(root, emu.kubeconfig, NS, ours_sink.api_url,
-                                           leader_election=False, env=as_deployed(root))  # fmt: skip
+                                           leader_election=False, env=as_deployed(root),
+                                           warm_scheduler_pods=0)  # fmt: skip
             upstream = UpstreamController(venv, root, emu.kubeconfig, up_sink.api_url)
             try:
                 if "ours" in sides:

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -106,14 +107,20 @@ def _idle_rss(server, clusters: int = 20) -> float:
         proc.wait(300)
 
 
-def local_rows(rounds: int) -> tuple[Results, list[tuple[str, float]]]:
+Trace = list[tuple[str, float]]
+
+
+def local_rows(rounds: int) -> tuple[Results, Trace, Trace]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-up-", ignore_cleanup_errors=True) as up_dir,
         tempfile.TemporaryDirectory(prefix="bench-ours-", ignore_cleanup_errors=True) as our_dir,
+        tempfile.TemporaryDirectory(prefix="bench-warm-", ignore_cleanup_errors=True) as warm_dir,
     ):
-        servers = {
+        # cold rows with pools off; warm starts against a second one with them on
+        servers: dict[str, Any] = {
             "upstream": UpstreamServer(Path(up_dir)),
             "jhub-gateway": OurServer(Path(our_dir), pool=False),
+            "warm": OurServer(Path(warm_dir)),
         }
         try:
             for server in servers.values():
@@ -127,6 +134,13 @@ def local_rows(rounds: int) -> tuple[Results, list[tuple[str, float]]]:
                         _child(str(HERE / "bench_local.py"), "--round", servers[label].address)
                     )
                     print(f"round {i + 1} {label}: {results[label][-1]}", file=sys.stderr)
+                warm = servers["warm"]
+                results["jhub-gateway"][-1] |= _child(
+                    str(HERE / "bench_local.py"), "--warm-round", warm.address, str(warm.data_dir)
+                )
+                # upstream has no pre-started schedulers: its warm start is its cold start
+                results["upstream"][-1]["warm_start"] = results["upstream"][-1]["cold_start"]
+                print(f"round {i + 1} warm: {results['jhub-gateway'][-1]}", file=sys.stderr)
             medians = {label: _medians(rs) for label, rs in results.items()}
             for label in _order(rounds):
                 medians[label]["rss_mb"] = _idle_rss(servers[label])
@@ -139,10 +153,20 @@ def local_rows(rounds: int) -> tuple[Results, list[tuple[str, float]]]:
                 str(ours.data_dir),
             )
             trace = [(label, at) for label, at in raw["steps"]]
+            warm = servers["warm"]
+            raw = _child(
+                str(HERE / "start_trace.py"),
+                "--address",
+                warm.address,
+                "--data-dir",
+                str(warm.data_dir),
+                "--warm",
+            )
+            warm_trace = [(label, at) for label, at in raw["steps"]]
         finally:
             for server in servers.values():
                 server.stop()
-    return medians, trace
+    return medians, trace, warm_trace
 
 
 #: bench_kube_upstream's JSON keys (its sides are "ours" and "upstream") -> our row keys
@@ -194,6 +218,7 @@ async def api_rows(rounds: int) -> dict[str, dict[str, float]]:
 
 ROWS = (
     ("cold_start", "cold start: `new_cluster()` until a Client is connected (s)", "{:.3f}"),
+    ("warm_start", "warm start (a pre-started scheduler; upstream: its cold start) (s)", "{:.3f}"),
     ("scale10", "`scale(10)` until 10 workers are connected (s)", "{:.2f}"),
     ("rpc_proxied_ms", "submit round trip through the proxy (ms)", "{:.1f}"),
     ("rpc_direct_ms", "submit round trip direct to the scheduler (ms)", "{:.1f}"),
@@ -258,7 +283,7 @@ def main() -> None:
         help="venv with upstream's dask-gateway-server[kubernetes], for the Kubernetes rows",
     )
     args = parser.parse_args()
-    results, trace = local_rows(args.rounds)
+    results, trace, warm_trace = local_rows(args.rounds)
     for label, rows in asyncio.run(api_rows(args.rounds)).items():
         results[label].update(rows)
     if args.kube:
@@ -279,6 +304,7 @@ def main() -> None:
             f"{platform.python_version()}, {_cpus()} CPUs.",
             format_table(results, args.rounds),
             format_trace(trace),
+            format_trace(warm_trace, "warm"),
         )
     )
     print(text)
