@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jhub_gateway.process_env import scheduler_environment
+
 from .labels import SCHEDULER, component_labels, scheduler_pod_name
 from .pod import CREDENTIALS_DIR, make_pod, pod_env, resources
 from .secret import API_TOKEN_KEY, TLS_CERT_KEY, TLS_KEY_KEY
@@ -71,7 +73,7 @@ def build_scheduler_pod(spec: ClusterSpec) -> dict[str, Any]:
     }
     container: dict[str, Any] = {
         "args": scheduler_args(spec),
-        "env": pod_env(spec, own, first=[]),
+        "env": pod_env(spec, own, first=[], defaults=scheduler_environment()),
         "ports": [
             {"name": COMM_PORT_NAME, "containerPort": COMM_PORT, "protocol": "TCP"},
             {"name": DASHBOARD_PORT_NAME, "containerPort": DASHBOARD_PORT, "protocol": "TCP"},

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jhub_gateway.process_env import NANNY_ENVIRONMENT
+
 from .labels import WORKER, component_labels, worker_generate_name
 from .pod import field_env, make_pod, pod_env, resources
 from .scheduler import ENV_CLUSTER_NAME
@@ -36,15 +38,6 @@ __all__ = ["NANNY_PORT", "WORKER_DASHBOARD_PORT", "WORKER_PORT", "build_worker_p
 ENV_WORKER_NAME = "DASK_GATEWAY_WORKER_NAME"
 # Fixed ports (pods have their own IPs) make network policies writable.
 WORKER_PORT, WORKER_DASHBOARD_PORT, NANNY_PORT = 8786, 8787, 8788
-# What distributed's nanny sets in its worker's environment, by default (distributed.yaml
-# ``nanny.pre-spawn-environ``, and nanny.py's fixed hash seed).
-NANNY_ENVIRONMENT = {
-    "PYTHONHASHSEED": "6640",
-    "MALLOC_TRIM_THRESHOLD_": "65536",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-}
 
 
 def worker_args(spec: ClusterSpec) -> list[str]:

@@ -51,4 +51,4 @@ class DashboardAuthHandler(BaseHandler):
         self.finish()
 
 
-handlers = [(re.escape(AUTH_PATH), DashboardAuthHandler)]
+handlers = [(AUTH_PATH, DashboardAuthHandler)]  # no regex characters in it

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from jhub_gateway import process_env
 from jhub_gateway.hub_service.backends.local import launch
 from jhub_gateway.hub_service.cluster_config import ClusterConfig
 
@@ -50,7 +51,7 @@ def test_every_other_default_route_is_kept():
     )
     defaults = ast.literal_eval(out.stdout.strip())
     assert [r for r in defaults if r != "distributed.http.proxy"] == list(
-        launch.SCHEDULER_HTTP_ROUTES
+        process_env.SCHEDULER_HTTP_ROUTES
     )
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from jhub_gateway.worker_env import NANNY_ENVIRONMENT
+from jhub_gateway.process_env import NANNY_ENVIRONMENT, scheduler_environment
 
 from ...cluster_config import ClusterConfig, parse_memory
 
@@ -27,19 +27,6 @@ INHERITED = (
 )
 
 
-#: distributed's default scheduler HTTP routes without ``distributed.http.proxy``: that
-#: one proxies worker dashboards (these workers serve none) and imports
-#: jupyter-server-proxy where installed (dask-labextension brings it): half a second
-#: and 12 MiB of every scheduler start. A cluster's ``environment`` may set it back.
-SCHEDULER_HTTP_ROUTES = (
-    "distributed.http.scheduler.prometheus",
-    "distributed.http.scheduler.info",
-    "distributed.http.scheduler.json",
-    "distributed.http.health",
-    "distributed.http.statics",
-)
-
-
 def base_env(
     config: ClusterConfig, tls_env: Mapping[str, str], parent: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -50,7 +37,7 @@ def base_env(
     env["PATH"] = os.pathsep.join(
         p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p
     )
-    env["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = repr(list(SCHEDULER_HTTP_ROUTES))
+    env.update(scheduler_environment())  # workers ignore it
     env.update(config.environment)
     env.update(tls_env)
     # keep cluster processes quiet and predictable
