@@ -221,7 +221,10 @@ class ContainerRunner:
             try:
                 await passed.wait()
             finally:
+                # awaited: a probe mid-exec must have killed its command before we go on
                 task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             self._set(started=True)
         tasks = []
         readiness = self.spec.get("readinessProbe")
@@ -233,7 +236,14 @@ class ContainerRunner:
         if liveness:
             tasks.append(probe_loop(liveness, self._prober(liveness), self._on_liveness))
         if tasks:
-            await asyncio.gather(*tasks)
+            children = [asyncio.create_task(t) for t in tasks]
+            try:
+                await asyncio.gather(*children)
+            finally:
+                # gather leaves the others running when one fails: none may outlive us
+                for child in children:
+                    child.cancel()
+                await asyncio.gather(*children, return_exceptions=True)
 
     def _on_readiness(self, ok: bool) -> None:
         self._set(ready=ok)
