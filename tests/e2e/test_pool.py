@@ -254,3 +254,20 @@ def test_without_isolation_one_pool_is_ready_for_everyone_from_the_start(tmp_pat
         _running(gw, "bob", second)
         for user, name in (("alice", first), ("bob", second)):
             _stop(gw, user, name)
+
+
+def test_a_claimed_process_that_dies_before_reporting_in_is_replaced_cold(gateway):
+    first = _create(gateway, "hana")
+    _running(gateway, "hana", first)
+    uid = _scheduler(gateway, first).uids().real
+    (pooled,) = wait_for(lambda: _pooled_for(gateway, uid), what="hana's pool to fill")
+    pooled.suspend()  # alive, so it is claimed, but it never reads the claim
+    second = _create(gateway, "hana")
+    assert "ProcessClaimed" in _reasons(gateway, "hana", second)
+    pooled.kill()
+    _running(gateway, "hana", second)
+    reasons = _reasons(gateway, "hana", second)
+    assert reasons.index("ClaimedProcessExited") < reasons.index("ProcessStarted")
+    assert _scheduler(gateway, second).pid != pooled.pid
+    for name in (first, second):
+        _stop(gateway, "hana", name)

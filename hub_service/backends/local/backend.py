@@ -269,6 +269,8 @@ class LocalBackend(StartingBackend):
     async def _watch_scheduler(self, state: LocalClusterState) -> None:
         assert state.scheduler is not None
         code = await processes.exit_watch(state.scheduler)
+        if state.claimed_scheduler and await self._restart_cold(state, code):
+            return
         if state.cluster.status.is_active:
             tail = "\n".join(processes.tail_log(state.scheduler.log_path, 20))
             await self.stop_cluster(
@@ -277,6 +279,36 @@ class LocalBackend(StartingBackend):
                 failed=True,
                 message=f"the scheduler process exited with code {code}; last log lines:\n{tail}",
             )
+
+    async def _restart_cold(self, state: LocalClusterState, code: int) -> bool:
+        """A claimed pre-started scheduler died before it reported in (e.g. it was killed
+        just before the claim): start the cluster's scheduler cold once instead of failing."""
+        assert self.context is not None and state.scheduler is not None
+        cluster = state.cluster
+        async with state.lock:
+            if cluster.status != ClusterStatus.PENDING or state.last_heartbeat:
+                return False
+            state.claimed_scheduler = False
+            processes.forget(state.scheduler)
+            state.claimed_dirs.append(state.workdir)
+            await asyncio.to_thread(shutil.rmtree, state.rundir, True)  # its credentials
+            workdir = Path(self.context.data_dir) / "clusters" / cluster.name
+            state.workdir, state.rundir = str(workdir), str(workdir / "run")
+            cluster.record(
+                "SchedulerStarting",
+                "ClaimedProcessExited",
+                f"the pre-started scheduler exited with code {code} before reporting in; "
+                "starting one cold",
+            )
+            try:
+                await self._start_scheduler(state, self.cluster_config(cluster), cold=True)
+            except OSError as exc:
+                self.log.error("could not restart the scheduler of %s: %s", cluster.name, exc)
+                return False
+            await self._persist(state)
+        self.registry.notify(cluster.name)
+        state.own(asyncio.create_task(self._watch_scheduler(state)))
+        return True
 
     # -- stopping --------------------------------------------------------------------------------
     async def stop_cluster(
@@ -319,7 +351,7 @@ class LocalBackend(StartingBackend):
         await asyncio.to_thread(
             workdirs.remove_credentials, Path(state.workdir), Path(state.rundir)
         )
-        for worker_dir in state.worker_dirs:  # claimed pre-started workers' copies
+        for worker_dir in state.claimed_dirs:  # claimed pre-started workers' copies
             await asyncio.to_thread(shutil.rmtree, Path(worker_dir) / "run", True)
         final = ClusterStatus.FAILED if failed else ClusterStatus.STOPPED
         cluster.transition(final, cluster.reason, cluster.message)

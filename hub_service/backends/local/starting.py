@@ -84,15 +84,19 @@ class StartingBackend(IsolatingBackend):
         )
         return entry
 
-    async def _start_scheduler(self, state: LocalClusterState, config: ClusterConfig) -> None:
-        """A pooled scheduler process claimed for the cluster, else a cold one; OSError if neither."""
+    async def _start_scheduler(
+        self, state: LocalClusterState, config: ClusterConfig, cold: bool = False
+    ) -> None:
+        """A pooled scheduler process claimed for the cluster (unless ``cold``), else a
+        cold one; OSError if neither."""
         assert self.context is not None
         cluster = state.cluster
         args = launch.scheduler_args(config, state.host, self.heartbeat_period)
-        entry = await self._claim(state, config, "scheduler", args)
+        entry = None if cold else await self._claim(state, config, "scheduler", args)
         if entry is not None:
             state.workdir, state.rundir = str(entry.workdir), str(entry.rundir)
             state.scheduler = entry.handle
+            state.claimed_scheduler = True
             cluster.record(
                 "SchedulerStarting",
                 "ProcessClaimed",
@@ -119,14 +123,14 @@ class StartingBackend(IsolatingBackend):
         """A pooled worker claimed for the cluster, else a cold one (OSError if neither).
 
         A claimed worker keeps its own directory (with a copy of the cluster's TLS
-        credentials), listed in ``state.worker_dirs`` so a stop removes it."""
+        credentials), listed in ``state.claimed_dirs`` so a stop removes it."""
         cluster = state.cluster
         args = launch.worker_args(
             config, cluster.scheduler_address, worker_name, state.host, self.worker_nanny
         )
         entry = await self._claim(state, config, "worker", args)
         if entry is not None:
-            state.worker_dirs.append(str(entry.workdir))
+            state.claimed_dirs.append(str(entry.workdir))
             return entry.handle
         env = launch.worker_env(config, self._env(state, config), self.worker_nanny)
         return await processes.spawn(

@@ -47,8 +47,10 @@ class LocalClusterState:
     identity: Identity | None = None  # None: runs as the service's own user
     scheduler: ProcessHandle | None = None
     workers: dict[str, WorkerProc] = field(default_factory=dict)
-    # directories of pre-started workers it claimed (each with a copy of its credentials)
-    worker_dirs: list[str] = field(default_factory=list)
+    # directories of pre-started processes it claimed, besides workdir (workers' hold a
+    # copy of its credentials)
+    claimed_dirs: list[str] = field(default_factory=list)
+    claimed_scheduler: bool = False  # its scheduler is a pre-started one (not persisted)
     next_worker: int = 0
     last_heartbeat: float = 0.0
     worker_failures: int = 0
@@ -72,7 +74,7 @@ class LocalClusterState:
             "identity": self.identity.to_dict() if self.identity else None,
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
             "workers": [w.to_dict() for w in self.workers.values()],
-            "worker_dirs": list(self.worker_dirs),
+            "claimed_dirs": list(self.claimed_dirs),
             "next_worker": self.next_worker,
             "last_heartbeat": self.last_heartbeat,
             "worker_failures": self.worker_failures,
@@ -92,7 +94,7 @@ class LocalClusterState:
             ProcessHandle.from_dict(data["scheduler"]) if data.get("scheduler") else None
         )
         state.workers = {w["name"]: WorkerProc.from_dict(w) for w in data.get("workers", [])}
-        state.worker_dirs = list(data.get("worker_dirs", []))
+        state.claimed_dirs = list(data.get("claimed_dirs", []))
         state.next_worker = data.get("next_worker", 0)
         state.last_heartbeat = data.get("last_heartbeat", 0.0)
         state.worker_failures = data.get("worker_failures", 0)
@@ -101,7 +103,7 @@ class LocalClusterState:
 
     def directories(self) -> list[str]:
         """Every directory this cluster's processes ran in."""
-        return [self.workdir, *self.worker_dirs]
+        return [self.workdir, *self.claimed_dirs]
 
     def new_worker_name(self) -> str:
         self.next_worker += 1
