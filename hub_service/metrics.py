@@ -30,6 +30,7 @@ __all__ = ["CONTENT_TYPE", "ServiceMetrics"]
 
 #: seconds; a cluster start spans process spawn to route live, so the buckets reach minutes
 START_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: request label sets whose series are kept at hand (methods are the client's to choose)
 _MAX_REQUEST_CHILDREN = 512
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -162,6 +163,8 @@ class ServiceMetrics(Configurable):
     # -- observers ----------------------------------------------------------------------
 
     def observe_request(self, handler: str, method: str, code: int, seconds: float) -> None:
+        if method not in _KNOWN_METHODS:
+            method = "other"  # the client's string: as a label, it would grow series forever
         key = (handler, method, code)
         children = self._request_children.get(key)
         if children is None:

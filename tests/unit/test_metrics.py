@@ -172,22 +172,42 @@ def test_requests_are_counted_per_label_set_past_the_cached_ones():
     for _ in range(3):
         m.observe_request("ClustersHandler", "GET", 200, 0.002)
     for i in range(600):  # more label sets than are kept at hand
-        m.observe_request("NotFoundHandler", f"M{i}", 404, 0.001)
-    m.observe_request("NotFoundHandler", "M599", 404, 0.001)
+        m.observe_request(f"Handler{i}", "GET", 404, 0.001)
+    m.observe_request("Handler599", "GET", 404, 0.001)
     labels = {"handler": "ClustersHandler", "method": "GET"}
     assert value(m, "jhub_gateway_http_requests_total", code="200", **labels) == 3
     assert value(m, "jhub_gateway_http_request_duration_seconds_count", **labels) == 3
     assert (
-        value(
-            m,
-            "jhub_gateway_http_requests_total",
-            handler="NotFoundHandler",
-            method="M599",
-            code="404",
-        )
+        value(m, "jhub_gateway_http_requests_total", handler="Handler599", method="GET", code="404")
         == 2
     )
     m.observe_auth_cache(True)
     m.observe_auth_cache(False)
     m.observe_auth_cache(True)
     assert value(m, "jhub_gateway_hub_auth_cache_total", result="hit") == 2
+
+
+def test_methods_a_client_makes_up_share_one_label():
+    m = ServiceMetrics()
+    for i in range(100):
+        m.observe_request("NotFoundHandler", f"M{i}", 405, 0.001)
+    m.observe_request("NotFoundHandler", "DELETE", 405, 0.001)
+    samples = [
+        s
+        for metric in m.registry.collect()
+        if metric.name == "jhub_gateway_http_requests"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    ]
+    assert {s.labels["method"] for s in samples} == {"other", "DELETE"}
+    other = "other"
+    assert (
+        value(
+            m,
+            "jhub_gateway_http_requests_total",
+            handler="NotFoundHandler",
+            method=other,
+            code="405",
+        )
+        == 100
+    )
