@@ -266,7 +266,7 @@ def test_prefix_reaches_route_probes_and_controller() -> None:
     docs = render(SCENARIOS["prefix"])
     route = docs[("IngressRoute", f"api-{FULLNAME}")]["spec"]["routes"][0]
     assert route["match"] == (
-        "PathPrefix(`/services/dask-gateway`)"
+        "(Path(`/services/dask-gateway`) || PathPrefix(`/services/dask-gateway/`))"
         " && !PathPrefix(`/services/dask-gateway/api/v1/dashboard-auth`)"
     )
     assert (
