@@ -54,7 +54,7 @@ class ClusterField:
 FIELDS: tuple[ClusterField, ...] = (
     ClusterField(
         "scheduler_cmd",
-        None,
+        "schedulerCmd",
         "command",
         ("dask", "scheduler"),
         """Command that starts a Dask scheduler (a string is split like a shell would).
@@ -64,7 +64,7 @@ FIELDS: tuple[ClusterField, ...] = (
     ),
     ClusterField(
         "worker_cmd",
-        None,
+        "workerCmd",
         "command",
         ("dask", "worker"),
         "Command that starts a Dask worker (``dask worker``).",

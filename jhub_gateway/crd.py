@@ -202,6 +202,15 @@ def _seconds(what: str) -> dict[str, Any]:
     return _s("number", what, minimum=0)
 
 
+def _command(what: str) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "description": what,
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+    }
+
+
 def _config_schema() -> dict[str, Any]:
     props: dict[str, Any] = {
         "image": _s("string", "Container image of schedulers and workers.", minLength=1),
@@ -220,6 +229,8 @@ def _config_schema() -> dict[str, Any]:
             "description": "Extra environment variables for schedulers and workers.",
             "additionalProperties": {"type": "string"},
         },
+        "schedulerCmd": _command("Command that starts the scheduler; absent = the controller's."),
+        "workerCmd": _command("Command that starts each worker; absent = the controller's."),
         "schedulerCores": _cores("CPU cores requested by the scheduler."),
         "schedulerCoresLimit": _cores("CPU limit of the scheduler; 0 = the request."),
         "schedulerMemory": _bytes("Memory requested by the scheduler, bytes."),

@@ -139,5 +139,11 @@ class ClusterSpec:
             uid=meta["uid"],
             username=spec["username"],
         )
+        # the operator's settings win, but for the commands: a cluster's own (its
+        # KubeClusterConfig's, written by the service only when not the default) is kept
+        commands: dict[str, Any] = {
+            k: tuple(values[k]) for k in ("scheduler_cmd", "worker_cmd") if k in values
+        }
         values.update(settings)
+        values.update(commands)
         return cls(**values)

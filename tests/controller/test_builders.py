@@ -458,3 +458,30 @@ async def test_built_objects_run_a_tls_cluster_and_are_garbage_collected(tmp_pat
             await _until(collected, "ownerReference garbage collection")
     finally:
         await kube.stop()
+
+
+def test_a_clusters_own_commands_win_over_the_controllers() -> None:
+    """KubeClusterConfig.scheduler_cmd/worker_cmd (as upstream honours them) reach the pods;
+    without them the controller's KubeController commands apply."""
+    settings = {
+        "instance": "gw",
+        "api_url": "http://api/api",
+        "dashboard_auth_middleware": "auth",
+        "scheduler_cmd": ("/opt/bin/dask", "scheduler"),
+        "worker_cmd": ("/opt/bin/dask", "worker"),
+    }
+    custom = cluster_object(
+        "c1",
+        "team-b",
+        {"username": "bob", "config": {"workerCmd": ["dask-cuda-worker"]}},
+    )
+    custom["metadata"]["uid"] = "uid-1"
+    spec = ClusterSpec.from_resource(custom, **settings)
+    assert spec.worker_cmd == ("dask-cuda-worker",)
+    assert spec.scheduler_cmd == ("/opt/bin/dask", "scheduler")  # not set: the controller's
+    spec = dataclasses.replace(spec, scheduler_address="10.0.0.5:8786")
+    worker = build_worker_pod(spec)
+    assert worker["spec"]["containers"][0]["args"][0] == "dask-cuda-worker"
+    plain = cluster_object("c2", "team-b", {"username": "bob", "config": {}})
+    plain["metadata"]["uid"] = "uid-2"
+    assert ClusterSpec.from_resource(plain, **settings).worker_cmd == ("/opt/bin/dask", "worker")

@@ -116,6 +116,18 @@ def test_spec_config_uses_the_crd_keys_and_round_trips() -> None:
     assert again.max_workers() == 5
 
 
+def test_commands_are_written_only_when_not_the_default() -> None:
+    assert "schedulerCmd" not in to_spec_config(KubeClusterConfig(namespace="dask"))
+    assert "workerCmd" not in to_spec_config(KubeClusterConfig(namespace="dask"))
+    spec = to_spec_config(
+        KubeClusterConfig(namespace="dask", worker_cmd="dask-cuda-worker --rmm-pool-size 1GB")
+    )
+    assert spec["workerCmd"] == ["dask-cuda-worker", "--rmm-pool-size", "1GB"]
+    assert "schedulerCmd" not in spec
+    again = KubeClusterConfig(**from_spec_config(spec, "dask"))
+    assert again.command("worker") == ["dask-cuda-worker", "--rmm-pool-size", "1GB"]
+
+
 def test_controller_builds_pods_from_what_the_service_writes() -> None:
     """The contract end to end: extra configs deep-merged, extra values win, lists appended."""
     config = KubeClusterConfig(

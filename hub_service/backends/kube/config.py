@@ -27,7 +27,7 @@ from traitlets import (
     validate,
 )
 
-from jhub_gateway import __version__
+from jhub_gateway import __version__, cluster_fields
 from jhub_gateway.crd import CONFIG_FIELDS, label_value_problem, metadata_key_problem
 from jhub_gateway.names import is_valid_cluster_name
 
@@ -59,6 +59,7 @@ _EXTRA_METADATA = (
     "worker_extra_pod_annotations",
 )
 _INVERSE = {attr: key for key, attr in CONFIG_FIELDS.items()}
+_COMMANDS = {"scheduler_cmd": "scheduler", "worker_cmd": "worker"}
 
 
 def default_namespace() -> str:
@@ -259,6 +260,10 @@ def to_spec_config(config: KubeClusterConfig) -> dict[str, Any]:
         value = getattr(config, attr)
         if value is None:
             continue  # the CRD schema has no nulls; absent = the controller's default
+        if attr in _COMMANDS:
+            value = config.command(_COMMANDS[attr])
+            if tuple(value) == tuple(cluster_fields.field(attr).default):
+                continue  # the default: the controller's own command applies
         if attr in _MEMORY_TRAITS:
             value = parse_memory(value) if value else 0
         if isinstance(value, dict):
