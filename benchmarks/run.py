@@ -110,6 +110,19 @@ def _idle_rss(server, clusters: int = 20) -> float:
 Trace = list[tuple[str, float]]
 
 
+def _trace(server: Any, *extra: str) -> Trace:
+    """The start-up trace of one cluster of a running jhub-gateway (``start_trace.py``)."""
+    raw = _child(
+        str(HERE / "start_trace.py"),
+        "--address",
+        server.address,
+        "--data-dir",
+        str(server.data_dir),
+        *extra,
+    )
+    return [(label, at) for label, at in raw["steps"]]
+
+
 def local_rows(rounds: int) -> tuple[Results, Trace, Trace]:
     with (
         tempfile.TemporaryDirectory(prefix="bench-up-", ignore_cleanup_errors=True) as up_dir,
@@ -144,25 +157,8 @@ def local_rows(rounds: int) -> tuple[Results, Trace, Trace]:
             medians = {label: _medians(rs) for label, rs in results.items()}
             for label in _order(rounds):
                 medians[label]["rss_mb"] = _idle_rss(servers[label])
-            ours = servers["jhub-gateway"]
-            raw = _child(
-                str(HERE / "start_trace.py"),
-                "--address",
-                ours.address,
-                "--data-dir",
-                str(ours.data_dir),
-            )
-            trace = [(label, at) for label, at in raw["steps"]]
-            warm = servers["warm"]
-            raw = _child(
-                str(HERE / "start_trace.py"),
-                "--address",
-                warm.address,
-                "--data-dir",
-                str(warm.data_dir),
-                "--warm",
-            )
-            warm_trace = [(label, at) for label, at in raw["steps"]]
+            trace = _trace(servers["jhub-gateway"])
+            warm_trace = _trace(servers["warm"], "--warm")
         finally:
             for server in servers.values():
                 server.stop()

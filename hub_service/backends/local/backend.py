@@ -119,7 +119,7 @@ class LocalBackend(StartingBackend):
         )
         cluster.record("PENDING", "Created", f"requested by {user.name}")
         identity = await self._identity(user)
-        workdir = Path(self.context.data_dir) / "clusters" / name
+        workdir = self._cold_workdir(name)
         taken = {s.host for s in self.states.values()}
         state = LocalClusterState(
             cluster=cluster,
@@ -280,6 +280,11 @@ class LocalBackend(StartingBackend):
                 message=f"the scheduler process exited with code {code}; last log lines:\n{tail}",
             )
 
+    def _cold_workdir(self, name: str) -> Path:
+        """Where a cluster's own processes run (a claimed pre-started one keeps its own)."""
+        assert self.context is not None
+        return Path(self.context.data_dir) / "clusters" / name
+
     async def _restart_cold(self, state: LocalClusterState, code: int) -> bool:
         """A claimed pre-started scheduler died before it reported in (e.g. it was killed
         just before the claim): start the cluster's scheduler cold once instead of failing."""
@@ -292,7 +297,7 @@ class LocalBackend(StartingBackend):
             processes.forget(state.scheduler)
             state.claimed_dirs.append(state.workdir)
             await asyncio.to_thread(shutil.rmtree, state.rundir, True)  # its credentials
-            workdir = Path(self.context.data_dir) / "clusters" / cluster.name
+            workdir = self._cold_workdir(cluster.name)
             state.workdir, state.rundir = str(workdir), str(workdir / "run")
             cluster.record(
                 "SchedulerStarting",
@@ -351,8 +356,8 @@ class LocalBackend(StartingBackend):
         await asyncio.to_thread(
             workdirs.remove_credentials, Path(state.workdir), Path(state.rundir)
         )
-        for worker_dir in state.claimed_dirs:  # claimed pre-started workers' copies
-            await asyncio.to_thread(shutil.rmtree, Path(worker_dir) / "run", True)
+        for claimed in state.claimed_dirs:  # pre-started processes it claimed: their copies
+            await asyncio.to_thread(shutil.rmtree, Path(claimed) / "run", True)
         final = ClusterStatus.FAILED if failed else ClusterStatus.STOPPED
         cluster.transition(final, cluster.reason, cluster.message)
         await self._persist(state)

@@ -45,10 +45,6 @@ def base_env(
     return env
 
 
-def scheduler_command(config: ClusterConfig, host: str, heartbeat_period: float) -> list[str]:
-    return config.command("scheduler") + scheduler_args(config, host, heartbeat_period)
-
-
 def pooled_command(role: str) -> list[str]:
     """A pooled interpreter that becomes ``dask scheduler <scheduler_args>`` (or ``dask
     worker <worker_args>``) when claimed."""
@@ -104,14 +100,6 @@ def worker_env(config: ClusterConfig, base: Mapping[str, str], nanny: bool) -> d
             if key not in config.environment:
                 env[key] = value
     return env
-
-
-def worker_command(
-    config: ClusterConfig, scheduler_address: str, worker_name: str, host: str, nanny: bool
-) -> list[str]:
-    return config.command("worker") + worker_args(
-        config, scheduler_address, worker_name, host, nanny
-    )
 
 
 def worker_args(

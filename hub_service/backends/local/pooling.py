@@ -67,7 +67,7 @@ class ProcessPool:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*(self._discard(e) for e in self.pool.drain()))
+        await asyncio.gather(*(self.discard(e) for e in self.pool.drain()))
 
     def want(self, key: PoolKey, config: ClusterConfig) -> None:
         """Keep processes for ``key`` ready (e.g. the default profile at start)."""
@@ -82,7 +82,7 @@ class ProcessPool:
         entry = self.pool.take(key, time.time())
         self._wake.set()  # refill (or start keeping some) in the background
         if entry is not None and not processes.is_alive(entry.handle):
-            self._own(asyncio.create_task(self._discard(entry)))
+            self._own(asyncio.create_task(self.discard(entry)))
             return None
         return entry
 
@@ -93,10 +93,6 @@ class ProcessPool:
         )
         line = json.dumps({"cluster_name": cluster.name, "args": args}) + "\n"
         processes.write_stdin(entry.handle, line.encode())
-
-    async def discard(self, entry: PooledProcess) -> None:
-        """End a taken ``entry`` that could not be claimed, and remove its directories."""
-        await self._discard(entry)
 
     # -- background --------------------------------------------------------------------------
     async def _loop(self, keep_referenced: set[str]) -> None:
@@ -113,7 +109,7 @@ class ProcessPool:
                 self.log.info(
                     "stopping an unclaimed pooled %s (pid %d)", entry.key.role, entry.handle.pid
                 )
-                self._own(asyncio.create_task(self._discard(entry)))
+                self._own(asyncio.create_task(self.discard(entry)))
             for key in self.pool.to_start():
                 if now - self._failed_at.get(key, 0.0) < RETRY_AFTER or key not in self._configs:
                     continue
@@ -155,9 +151,10 @@ class ProcessPool:
                 entry.handle.log_path,
             )
             self._failed_at[entry.key] = time.time()
-            await self._discard(entry)
+            await self.discard(entry)
 
-    async def _discard(self, entry: PooledProcess) -> None:
+    async def discard(self, entry: PooledProcess) -> None:
+        """End ``entry`` (idle, or taken but not claimed) and remove its directories."""
         await processes.terminate(entry.handle, grace=2.0)
         processes.forget(entry.handle)
         await asyncio.to_thread(shutil.rmtree, entry.workdir, True)
