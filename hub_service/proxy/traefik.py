@@ -20,6 +20,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
+from jhub_gateway import tls
+
 from ..errors import ServiceUnavailable
 from . import config, process
 from .config import ClusterRoute
@@ -167,6 +169,7 @@ class TraefikProxy(LoggingConfigurable):
         self._waiters: list[tuple[Check, asyncio.Future]] = []
         self._poller: asyncio.Task | None = None
         self._http: AsyncHTTPClient | None = None
+        self._default_certificate: tuple[str, str] | None = None
 
     # -- process lifecycle -----------------------------------------------------------------------
     async def start(self, api_url: str, data_dir: Path, dashboard_auth_url: str | None) -> None:
@@ -176,6 +179,9 @@ class TraefikProxy(LoggingConfigurable):
         self._dir = Path(data_dir)
         routes_dir = self._dir / "routes"
         await asyncio.to_thread(routes_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
+        self._default_certificate = await asyncio.to_thread(
+            _new_default_certificate, self._dir / "default-tls"
+        )
         self.public_address = _resolve(self.address)
         self.public_tcp_address = _resolve(self.tcp_address) if self.tcp_address else None
         self._internal = _resolve(self.internal_address)
@@ -248,6 +254,11 @@ class TraefikProxy(LoggingConfigurable):
             self.log.info("Traefik stopped")
         if self._http is not None:
             self._http.close()
+
+    @property
+    def data_dir(self) -> Path:
+        """Where Traefik's configuration, log and default certificate live."""
+        return self._dir
 
     @property
     def pid(self) -> int | None:
@@ -344,6 +355,7 @@ class TraefikProxy(LoggingConfigurable):
                         auth_url=self._auth_url,
                         tcp_entrypoint="tcp" if self.public_tcp_address else "web",
                         routes=self._routes,
+                        default_certificate=self._default_certificate,
                     )
                 )
                 await asyncio.to_thread(_atomic_write, self._dir / "routes" / "routes.yml", text)
@@ -409,6 +421,13 @@ def _resolve(address: str) -> str:
     if port == 0:
         port = process.free_port(host or "127.0.0.1")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _new_default_certificate(directory: Path) -> tuple[str, str]:
+    # A fresh self-signed EC pair per start: Traefik only needs *a* default certificate
+    # so that it stops minting an RSA key on each route change; nobody is meant to trust it.
+    cert, key = tls.new_keypair("traefik-default")
+    return tls.write_credentials(directory, cert, key)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -133,3 +133,23 @@ def test_split_address_and_prefix():
     assert split_address(":8000") == ("", 8000)
     assert split_address("[::1]:0") == ("::1", 0)
     assert normalize_prefix("/") == "" and normalize_prefix("/a/b/") == "/a/b"
+
+
+def test_dynamic_config_names_the_default_certificate():
+    cfg = dynamic_config(
+        prefix="/",
+        api_url="http://api",
+        auth_url=None,
+        tcp_entrypoint="web",
+        routes={},
+        default_certificate=("/d/tls.crt", "/d/tls.key"),
+    )
+    assert cfg["tls"] == {
+        "stores": {
+            "default": {"defaultCertificate": {"certFile": "/d/tls.crt", "keyFile": "/d/tls.key"}}
+        }
+    }
+    without = dynamic_config(
+        prefix="/", api_url="http://api", auth_url=None, tcp_entrypoint="web", routes={}
+    )
+    assert "tls" not in without

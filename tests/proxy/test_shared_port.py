@@ -104,6 +104,22 @@ async def test_dashboard_auth_is_not_routed_publicly(env):
     assert body(resp)["who"] == "dash-a"
 
 
+async def test_traefik_presents_the_default_certificate_the_proxy_gave_it(env):
+    # Without one Traefik mints an RSA key on every route change (tens of ms per start).
+    # A TLS client whose SNI matches no scheduler route meets Traefik's own TLS.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    host, port = env.proxy.public_address.rsplit(":", 1)
+    _, writer = await asyncio.open_connection(
+        host, int(port), ssl=ctx, server_hostname="not-a-cluster"
+    )
+    presented = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    mine = (env.proxy.data_dir / "default-tls" / "dask.crt").read_text()
+    assert ssl.PEM_cert_to_DER_cert(mine) == presented
+    assert (env.proxy.data_dir / "default-tls" / "dask.pem").stat().st_mode & 0o077 == 0
+
+
 async def test_traefik_runs_on_one_cpu_by_default(env):
     assert psutil.Process(env.proxy.pid).environ()["GOMAXPROCS"] == "1"
 
