@@ -7,8 +7,11 @@ kubelet, and ``Gateway("http://<EXTERNAL-IP>")`` does what the guide says.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import socket
+import ssl
 import subprocess
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -149,6 +152,21 @@ def test_seed_flow_kubectl_and_upstream_client(installed: Installed) -> None:
         gateway.close()
 
 
+def test_traefik_presents_the_charts_default_certificate(installed: Installed) -> None:
+    # the TLSStore reached Traefik: it no longer mints a key on each routing change
+    secret = installed.get("secret", f"{TRAEFIK}-default-tls")
+    expected = ssl.PEM_cert_to_DER_cert(base64.b64decode(secret["data"]["tls.crt"]).decode())
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+
+    def presented() -> bytes:
+        with socket.create_connection((installed.external_ip, 80), timeout=10) as sock:
+            with ctx.wrap_socket(sock, server_hostname="not-a-cluster") as tls:
+                return tls.getpeercert(binary_form=True) or b""
+
+    wait_for(lambda: presented() == expected, timeout=30, what="Traefik serving the TLSStore")
+
+
 def test_components_hold_only_their_own_permissions(installed: Installed) -> None:
     def can(sa: str, verb: str, resource: str, namespace: str = NAMESPACE) -> bool:
         plural, _, rest = resource.partition(".")
@@ -214,6 +232,7 @@ def test_upgrade_rolls_pods_keeps_cluster_then_uninstall_cleans_up(installed: In
         client = cluster.get_client(set_as_default=False)
         client.wait_for_workers(1, timeout=120)
         before = {p["metadata"]["name"] for p in running_pods(installed, "api")}
+        default_tls = installed.get("secret", f"{TRAEFIK}-default-tls")["data"]
 
         installed.release.upgrade_install(UPGRADE_YAML)
         api_routed(installed.external_ip)
@@ -222,6 +241,7 @@ def test_upgrade_rolls_pods_keeps_cluster_then_uninstall_cleans_up(installed: In
         assert len(after) == 2
         assert not before & {p["metadata"]["name"] for p in after}  # rolled, not kept
         assert all(p["status"]["phase"] == "Running" for p in after)
+        assert installed.get("secret", f"{TRAEFIK}-default-tls")["data"] == default_tls  # kept
         assert client.submit(sum, [4, 5]).result(timeout=60) == 9
         assert [c.name for c in gateway.list_clusters()] == [cluster.name]
         client.close()
@@ -235,7 +255,7 @@ def test_upgrade_rolls_pods_keeps_cluster_then_uninstall_cleans_up(installed: In
 
     def leftovers() -> list[str]:
         kinds = "pods,services,deployments,replicasets,configmaps,secrets,serviceaccounts," \
-                "roles,rolebindings,ingressroutes.traefik.io,middlewares.traefik.io," \
+                "roles,rolebindings,ingressroutes.traefik.io,middlewares.traefik.io,tlsstores.traefik.io," \
                 "daskclusters.jhubgateway.dask.org"  # fmt: skip
         items = installed.get(kinds)["items"]
         return [

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import jsonschema
 import kubernetes_validate
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from traitlets.config import Config
 
 from jhub_gateway.hub_service.chart_values import configure
@@ -389,3 +393,19 @@ traefik:
     args = container(docs, TRAEFIK)["args"]
     assert "--accesslog=true" in args and "--api.dashboard=true" in args
     assert "traefik" in {p["name"] for p in docs[TRAEFIK_SVC]["spec"]["ports"]}
+
+
+def test_traefik_has_a_default_certificate_kept_in_a_tls_secret() -> None:
+    # without one Traefik mints an RSA key on every routing change
+    docs = render()
+    store = docs[("TLSStore", "default")]
+    secret_name = store["spec"]["defaultCertificate"]["secretName"]
+    secret = docs[("Secret", secret_name)]
+    assert secret["type"] == "kubernetes.io/tls"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    key = serialization.load_pem_private_key(base64.b64decode(secret["data"]["tls.key"]), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    # each install gets its own pair
+    again = render()[("Secret", secret_name)]["data"]["tls.key"]
+    assert again != secret["data"]["tls.key"]
