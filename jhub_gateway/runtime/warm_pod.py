@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -57,10 +56,11 @@ from typing import Any
 import dask.config
 from distributed.cli import dask_scheduler
 
-from .. import redact
+from .. import private_files, redact
 from ..dashboard_credential import dashboard_credential
 from ..tls import tls_env
 from . import dashboard
+from .claim import import_modules
 from .preload import ENV_API_TOKEN, ENV_API_URL, ENV_CLUSTER_NAME
 
 log = logging.getLogger("distributed.jhub_gateway.warm_pod")
@@ -128,22 +128,12 @@ def expand(word: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, word)
 
 
-def write_exclusive(path: Path, data: str) -> None:
-    """A new 0600 file; fails if anything (a symlink included) is already at ``path``."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
-
-
 def write_credentials(claim: Claim, parent: str | None = None) -> dict[str, str]:
     """Write the claim's secrets into a new private directory; returns the env pointing at them."""
     directory = Path(tempfile.mkdtemp(prefix="dask-claim-", dir=parent))  # mode 0700
     cert, key, token = directory / CERT_FILE, directory / KEY_FILE, directory / TOKEN_FILE
-    write_exclusive(cert, claim.tls_cert)
-    write_exclusive(key, claim.tls_key)
-    write_exclusive(token, claim.api_token)
+    for path, secret in ((cert, claim.tls_cert), (key, claim.tls_key), (token, claim.api_token)):
+        private_files.write_new(path, secret)
     return {
         **tls_env(str(cert), str(key)),
         ENV_API_TOKEN: str(token),
@@ -304,12 +294,7 @@ def _prewarm() -> None:
     """Import now what the scheduler would import on its start path (and the dashboard)."""
     # the HTTP routes of the scheduler's server, imported in Scheduler.__init__; the bokeh
     # dashboard, attached late (see dashboard.py): here there is idle time
-    modules = [*dask.config.get("distributed.scheduler.http.routes"), dashboard.DASHBOARD_MODULE]
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
+    import_modules("distributed.scheduler.http.routes", (dashboard.DASHBOARD_MODULE,))
 
 
 def main(argv: list[str] | None = None) -> None:

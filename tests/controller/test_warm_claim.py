@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from jhub_gateway import private_files
 from jhub_gateway.controller import warmclaim
 from jhub_gateway.controller.secrets import new_credentials
 from jhub_gateway.controller.warmclaim import ClaimFailed, ClaimRequest, claim
@@ -154,12 +155,12 @@ def test_credential_files_are_created_exclusively(tmp_path: Path) -> None:
     target = tmp_path / "tls.key"
     os.symlink(tmp_path / "elsewhere", target)
     with pytest.raises(FileExistsError):
-        warm_pod.write_exclusive(target, "secret")
+        private_files.write_new(target, "secret")
     assert not (tmp_path / "elsewhere").exists()
     plain = tmp_path / "token"
-    warm_pod.write_exclusive(plain, "one")
+    private_files.write_new(plain, "one")
     with pytest.raises(FileExistsError):
-        warm_pod.write_exclusive(plain, "two")
+        private_files.write_new(plain, "two")
     assert plain.read_text() == "one"
 
 

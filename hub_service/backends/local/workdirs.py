@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from jhub_gateway import tls
+from jhub_gateway import private_files, tls
 from jhub_gateway.models import Cluster
 
 from .accounts import Identity
@@ -73,14 +73,8 @@ def write_credentials(rundir: Path, cluster: Cluster, identity: Identity | None)
 
 
 def _write_new(dir_fd: int, name: str, data: str, identity: Identity | None) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
-    try:
-        if identity is not None:
-            os.fchown(fd, identity.uid, identity.gid)
-        os.write(fd, data.encode())
-    finally:
-        os.close(fd)
+    owner = (identity.uid, identity.gid) if identity is not None else None
+    private_files.write_new(name, data, dir_fd=dir_fd, owner=owner)
 
 
 def tls_paths(rundir: Path) -> tuple[str, str]:
