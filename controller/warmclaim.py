@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import ssl
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jhub_gateway import private_files
+from jhub_gateway.warm_claim_message import Claim
 
 from .secrets import ClusterCredentials
 
@@ -27,26 +28,18 @@ class ClaimFailed(Exception):
     """The warm pod refused the claim, broke the connection or its scheduler did not start."""
 
 
-@dataclass(frozen=True)
-class ClaimRequest:
-    cluster_name: str
-    api_url: str
-    credentials: ClusterCredentials
-    args: tuple[str, ...]
-
-    def __repr__(self) -> str:
-        return f"ClaimRequest({self.cluster_name!r}, <credentials redacted>)"
-
-    def encode(self) -> bytes:
-        message = {
-            "cluster_name": self.cluster_name,
-            "api_url": self.api_url,
-            "api_token": self.credentials.api_token,
-            "tls_cert": self.credentials.tls_cert,
-            "tls_key": self.credentials.tls_key,
-            "args": list(self.args),
-        }
-        return json.dumps(message).encode() + b"\n"
+def claim_message(
+    cluster_name: str, api_url: str, credentials: ClusterCredentials, args: tuple[str, ...]
+) -> Claim:
+    """What a warm pod needs to become ``cluster_name``'s scheduler."""
+    return Claim(
+        cluster_name=cluster_name,
+        api_url=api_url,
+        api_token=credentials.api_token,
+        tls_cert=credentials.tls_cert,
+        tls_key=credentials.tls_key,
+        args=args,
+    )
 
 
 def client_context(cert_pem: str, key_pem: str) -> ssl.SSLContext:
@@ -59,17 +52,13 @@ def client_context(cert_pem: str, key_pem: str) -> ssl.SSLContext:
     with tempfile.TemporaryDirectory(prefix="warm-claim-") as tmp:
         cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
         for path, data in ((cert, cert_pem), (key, key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, data.encode())
-            finally:
-                os.close(fd)
+            private_files.write_new(path, data)
         context.load_cert_chain(str(cert), str(key))
     return context
 
 
 async def claim(
-    host: str, port: int, cert_pem: str, key_pem: str, request: ClaimRequest, timeout: float
+    host: str, port: int, cert_pem: str, key_pem: str, request: Claim, timeout: float
 ) -> None:
     """Claim the warm pod at ``host:port``; returns once its scheduler is up."""
     context = await asyncio.to_thread(client_context, cert_pem, key_pem)

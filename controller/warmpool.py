@@ -34,6 +34,7 @@ from typing import Any
 
 from jhub_gateway.kube.client import PODS, SECRETS, Conflict, KubeError, NotFound
 from jhub_gateway.tls import new_keypair
+from jhub_gateway.warm_claim_message import Claim
 
 from . import podstate
 from .builders import ClusterSpec
@@ -55,7 +56,7 @@ from .cache import POD, SECRET, ClusterCache, Key
 from .protocols import ApiClient
 from .secrets import ClusterCredentials
 from .settings import ControllerSettings
-from .warmclaim import ClaimFailed, ClaimRequest, claim
+from .warmclaim import ClaimFailed, claim, claim_message
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,9 @@ class WarmPool:
             return None
         if not is_warmable(spec):
             return None
-        request = ClaimRequest(spec.public_name, spec.api_url, credentials, tuple(claim_args(spec)))
+        request = claim_message(
+            spec.public_name, spec.api_url, credentials, tuple(claim_args(spec))
+        )
         for key, pod, secret in self._candidates(spec.namespace, scheduler_profile(spec)):
             self._claiming[key] = self.clock()
             self._hold_until[spec.namespace] = self.clock() + REFILL_DELAY
@@ -330,7 +333,7 @@ class WarmPool:
         key: Key,
         pod: Obj,
         secret: Obj,
-        request: ClaimRequest,
+        request: Claim,
         announce: Callable[[str], Awaitable[None]] | None,
     ) -> bool:
         namespace, name = key

@@ -59,6 +59,7 @@ from distributed.cli import dask_scheduler
 from .. import private_files, redact
 from ..dashboard_credential import dashboard_credential
 from ..tls import tls_env
+from ..warm_claim_message import Claim, ClaimError, parse_claim
 from . import dashboard
 from .claim import import_modules
 from .preload import ENV_API_TOKEN, ENV_API_URL, ENV_CLUSTER_NAME
@@ -68,52 +69,8 @@ log = logging.getLogger("distributed.jhub_gateway.warm_pod")
 MAX_CLAIM_BYTES = 256 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 START_TIMEOUT = 300.0
-CLAIM_FIELDS = ("cluster_name", "api_url", "api_token", "tls_cert", "tls_key", "args")
 CERT_FILE, KEY_FILE, TOKEN_FILE = "tls.crt", "tls.key", "api-token"
 _VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-
-class ClaimError(ValueError):
-    """A claim message that cannot be used (the claimant is told why)."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    cluster_name: str
-    api_url: str
-    api_token: str
-    tls_cert: str
-    tls_key: str
-    args: tuple[str, ...]
-
-    def __repr__(self) -> str:
-        return f"Claim({self.cluster_name!r}, <credentials redacted>)"
-
-
-def parse_claim(data: bytes) -> Claim:
-    try:
-        message = json.loads(data)
-    except ValueError:
-        raise ClaimError("the claim is not JSON") from None
-    if not isinstance(message, dict):
-        raise ClaimError("the claim must be a JSON object")
-    missing = [f for f in CLAIM_FIELDS if f not in message]
-    if missing:
-        raise ClaimError(f"the claim lacks {missing}")
-    strings = CLAIM_FIELDS[:-1]
-    if not all(isinstance(message[f], str) and message[f] for f in strings):
-        raise ClaimError(f"{list(strings)} must be non-empty strings")
-    args = message["args"]
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise ClaimError("args must be a list of strings")
-    return Claim(
-        cluster_name=message["cluster_name"],
-        api_url=message["api_url"],
-        api_token=message["api_token"],
-        tls_cert=message["tls_cert"],
-        tls_key=message["tls_key"],
-        args=tuple(args),
-    )
 
 
 def expand(word: str, env: Mapping[str, str]) -> str:

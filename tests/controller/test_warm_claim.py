@@ -25,10 +25,11 @@ import pytest
 from jhub_gateway import private_files
 from jhub_gateway.controller import warmclaim
 from jhub_gateway.controller.secrets import new_credentials
-from jhub_gateway.controller.warmclaim import ClaimFailed, ClaimRequest, claim
+from jhub_gateway.controller.warmclaim import ClaimFailed, claim, claim_message
 from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
 from jhub_gateway.runtime import warm_pod
 from jhub_gateway.tls import new_keypair
+from jhub_gateway.warm_claim_message import Claim, ClaimError, parse_claim
 from tests.gatewaytools import free_port
 from tests.polling import wait_for
 from tests.runtime.runtime_helpers import FakeGateway
@@ -64,7 +65,7 @@ class Warm:
         assert self.proc.poll() is None, (self.root / "warm.log").read_text()
         return get(f"http://{HOST}:{self.api_port}/api/health")[0] == 200
 
-    def request(self) -> ClaimRequest:
+    def request(self) -> Claim:
         args = [
             "--protocol", "tls", "--host", "$(POD_IP)", "--port", "0",
             "--dashboard-address", f"$(POD_IP):{self.dashboard_port}", "--no-dashboard",
@@ -73,7 +74,7 @@ class Warm:
             "--gateway-heartbeat-period", "0", "--gateway-adaptive-period", "1",
             "--gateway-idle-timeout", "0",
         ]  # fmt: skip
-        return ClaimRequest("ns.warmtest", self.gateway.url, self.creds, tuple(args))
+        return claim_message("ns.warmtest", self.gateway.url, self.creds, tuple(args))
 
     def claim(self, cert: str, key: str) -> None:
         asyncio.run(claim(HOST, self.claim_port, cert, key, self.request(), 60))
@@ -165,13 +166,23 @@ def test_credential_files_are_created_exclusively(tmp_path: Path) -> None:
 
 
 def test_claims_are_checked_before_use() -> None:
-    with pytest.raises(warm_pod.ClaimError, match="lacks"):
-        warm_pod.parse_claim(b'{"cluster_name": "x"}')
-    with pytest.raises(warm_pod.ClaimError, match="list of strings"):
-        warm_pod.parse_claim(
+    with pytest.raises(ClaimError, match="lacks"):
+        parse_claim(b'{"cluster_name": "x"}')
+    with pytest.raises(ClaimError, match="list of strings"):
+        parse_claim(
             b'{"cluster_name": "a", "api_url": "u", "api_token": "t", "tls_cert": "c",'
             b' "tls_key": "k", "args": "--port 1"}'
         )
     assert warm_pod.expand("$(POD_IP):8786 $$(POD_IP) $(NOPE)", {"POD_IP": "10.0.0.1"}) == (
         "10.0.0.1:8786 $(POD_IP) $(NOPE)"
     )
+
+
+def test_the_controllers_claim_is_what_the_warm_pod_parses() -> None:
+    creds = new_credentials("ns.roundtrip")
+    sent = claim_message("ns.roundtrip", "http://api:8000", creds, ("--port", "8786"))
+    line = sent.encode()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert parse_claim(line) == sent
+    for secret in (creds.api_token, creds.tls_key):
+        assert secret not in repr(sent)
