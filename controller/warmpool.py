@@ -71,6 +71,11 @@ CLAIM_BACKOFF = 60.0
 """After a failed claim no cluster tries one for this long (seconds): if claims cannot
 work at all (a NetworkPolicy between the controller and the pods), each start pays
 for a failure at most once a minute, not every time."""
+READY_TIMEOUT = 300.0
+"""Seconds a warm pod may take to become Ready. One that is not by then (unschedulable,
+an image that cannot be pulled, a probe that never passes) is deleted, and the
+namespace gets no new warm pod for ``CLAIM_BACKOFF``: a pod that can never serve a
+claim must not hold its resource requests, or a place in the pool, for good."""
 SEED_NAME = "warm-profile"
 
 
@@ -212,6 +217,9 @@ class WarmPool:
                 reason = "another profile"
             elif podstate.is_finished(pod):
                 reason = "exited"
+            elif self._stuck(pod):
+                reason = f"not ready {READY_TIMEOUT:g} s after its creation"
+                self._hold(namespace, CLAIM_BACKOFF)
             else:
                 live.append(key)
                 continue
@@ -224,6 +232,17 @@ class WarmPool:
             for _ in range(self.warm.size - len(live)):
                 await self._create(namespace, *target)
         await self._sweep_secrets(namespace, set(pods) | self._pending(self._creating) | claiming)
+
+    def _hold(self, namespace: str, seconds: float) -> None:
+        """No new warm pod in ``namespace`` for ``seconds`` (a longer hold stays)."""
+        until = self.clock() + seconds
+        self._hold_until[namespace] = max(self._hold_until.get(namespace, 0.0), until)
+
+    def _stuck(self, pod: Obj) -> bool:
+        created = podstate.created_at(pod)
+        if created is None or podstate.is_ready(pod):
+            return False
+        return self.clock() - created > READY_TIMEOUT
 
     async def _create(self, namespace: str, profile: str, spec: ClusterSpec) -> None:
         name = _random_name()
@@ -317,11 +336,11 @@ class WarmPool:
         )
         for key, pod, secret in self._candidates(spec.namespace, scheduler_profile(spec)):
             self._claiming[key] = self.clock()
-            self._hold_until[spec.namespace] = self.clock() + REFILL_DELAY
+            self._hold(spec.namespace, REFILL_DELAY)
             try:
                 claimed = await self._claim_one(spec, key, pod, secret, request, announce)
             finally:
-                self._hold_until[spec.namespace] = self.clock() + REFILL_DELAY
+                self._hold(spec.namespace, REFILL_DELAY)
                 asyncio.get_running_loop().call_later(REFILL_DELAY, self.wake)  # refill then
             if claimed:
                 return key[1]

@@ -26,7 +26,12 @@ from jhub_gateway.controller.cache import ClusterCache
 from jhub_gateway.controller.expectations import Expectations
 from jhub_gateway.controller.reconcile import Reconciler
 from jhub_gateway.controller.secrets import ClusterCredentials
-from jhub_gateway.controller.warmpool import WarmPool, WarmSettings
+from jhub_gateway.controller.warmpool import (
+    CLAIM_BACKOFF,
+    READY_TIMEOUT,
+    WarmPool,
+    WarmSettings,
+)
 from jhub_gateway.tls import new_keypair
 
 from .fakes import RecordingClient, cluster, running
@@ -209,3 +214,32 @@ def test_a_failed_claim_deletes_the_pod_and_pauses_claims() -> None:
     ]
     assert asyncio.run(warm.claim(spec, creds)) is None
     assert client.take() == []  # paused: not one failure per cluster start
+
+
+def test_a_warm_pod_never_ready_is_deleted_and_not_replaced_at_once() -> None:
+    # unschedulable, an image that cannot be pulled, a probe that never passes: it must
+    # not hold its resource requests (or the pool's place) for good
+    cache = ClusterCache()
+    now = [T0]
+    client = RecordingClient(cache)
+    warm = WarmPool(client, cache, SETTINGS, WarmSettings(size=1, namespaces=("ns",)),
+                    clock=lambda: now[0])  # fmt: skip
+    asyncio.run(warm.refill("ns"))
+    client.take()
+    client.sync()  # the pod exists, Pending
+    now[0] = T0 + READY_TIMEOUT - 1
+    asyncio.run(warm.refill("ns"))
+    assert client.take() == []  # still within its time
+    now[0] = T0 + READY_TIMEOUT + 1
+    asyncio.run(warm.refill("ns"))
+    calls = client.take()
+    assert [c[:2] for c in calls] == [("delete", "pods"), ("delete", "secrets")]
+    secret, pod = client.bodies
+    cache.apply("Pod", "DELETED", pod)  # what the informers then deliver
+    cache.apply("Secret", "DELETED", secret)
+    now[0] += CLAIM_BACKOFF - 1
+    asyncio.run(warm.refill("ns"))
+    assert client.take() == []  # backing off: the next one would likely be stuck too
+    now[0] += 2
+    asyncio.run(warm.refill("ns"))
+    assert [c[:2] for c in client.take()] == [("create", "secrets"), ("create", "pods")]
