@@ -152,11 +152,19 @@ def measure_round(address: str, workers: int = 10) -> dict[str, float]:
         )
         out: dict[str, float] = {"cold_start": cold, f"scale{workers}": scale}
         try:
-            for label, c in (("proxied", client), ("direct", direct)):
+            clients = {"proxied": client, "direct": direct}
+            for c in clients.values():
                 c.submit(int, 0).result()  # warm the worker and the function cache
-                out[f"rpc_{label}_ms"] = 1000 * _median_time(
-                    lambda c=c: c.submit(int, 1, pure=False).result(), 30
-                )
+            # interleaved, so both paths see the same machine (the workers just started
+            # settle during the first samples: one path measured first would pay for it)
+            rpc: dict[str, list[float]] = {label: [] for label in clients}
+            for _ in range(30):
+                for label, c in clients.items():
+                    t0 = time.perf_counter()
+                    c.submit(int, 1, pure=False).result()
+                    rpc[label].append(time.perf_counter() - t0)
+            for label, c in clients.items():
+                out[f"rpc_{label}_ms"] = 1000 * statistics.median(rpc[label])
                 out[f"mb100_{label}"] = _median_time(
                     lambda c=c: c.run_on_scheduler(_payload, PAYLOAD_MB), 3
                 )
