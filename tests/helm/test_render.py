@@ -409,3 +409,11 @@ def test_traefik_has_a_default_certificate_kept_in_a_tls_secret() -> None:
     # each install gets its own pair
     again = render()[("Secret", secret_name)]["data"]["tls.key"]
     assert again != secret["data"]["tls.key"]
+
+
+def test_traefik_throttles_route_changes_only_in_its_crd_provider() -> None:
+    # Traefik's global providers throttle (2 s by default) would hold a new cluster's
+    # route that long after any other change in the watched namespaces
+    args = container(render(), TRAEFIK)["args"]
+    assert "--providers.providersthrottleduration=0s" in args
+    assert "--providers.kubernetescrd.throttleduration=0.2s" in args
