@@ -284,6 +284,7 @@ class KubeController(Application):
         return WarmSettings(
             size=self.warm_scheduler_pods,
             namespaces=tuple(self.namespaces) or (_own_namespace(),),
+            follow_clusters=not self.namespaces,
             seed_config=dict(self.warm_scheduler_config),
             owner=owner,
             owner_namespace=_own_namespace(),

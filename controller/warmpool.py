@@ -1,6 +1,7 @@
 """The pool of warm scheduler pods: kept full in the background, claimed by new clusters.
 
-Per watched namespace the leader keeps ``size`` warm pods of one profile (see
+Per watched namespace (watching all of them: its own and each one that has a
+DaskCluster of the instance) the leader keeps ``size`` warm pods of one profile (see
 :mod:`.builders.warm`): the scheduler profile used most by the namespace's
 clusters in the cache (ties: the newest cluster's), counting the configured seed
 profile (``KubeController.warm_scheduler_config``) once, so a fresh install warms
@@ -84,6 +85,10 @@ class WarmSettings:
     size: int = 1
     """Warm pods kept per namespace (0: no pool, every scheduler starts cold)."""
     namespaces: tuple[str, ...] = ()
+    follow_clusters: bool = False
+    """Also warm every namespace that has a DaskCluster of this instance (a controller
+    watching all namespaces cannot list them up front). Warm pods left in a namespace
+    that no longer qualifies are deleted."""
     seed_config: Mapping[str, Any] = field(default_factory=dict)
     """``spec.config`` of the profile to warm before any cluster shows which one is used."""
     owner: Obj | None = None
@@ -128,6 +133,18 @@ class WarmPool:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def namespaces(self) -> set[str]:
+        """The namespaces to keep warm pods in."""
+        kept = set(self.warm.namespaces)
+        if self.warm.follow_clusters:
+            kept.update(ns for ns, _ in self.cache.clusters)
+        return kept
+
+    def _namespaces_to_visit(self) -> list[str]:
+        # where warm pods are kept, and where some are left to delete
+        left = {ns for table in self.cache.warm.values() for ns, _ in table}
+        return sorted(self.namespaces() | left)
 
     # -- profiles ------------------------------------------------------------------------
 
@@ -181,15 +198,19 @@ class WarmPool:
         """Refill on every warm pod event and every few seconds, until cancelled."""
         while True:
             self._wake.clear()
-            for namespace in self.warm.namespaces:
-                try:
-                    await self.refill(namespace)
-                except KubeError as exc:
-                    log.info("warm pool of %s: API error %s %s", namespace, exc.status, exc.reason)
+            await self.refill_all()
             try:
                 await asyncio.wait_for(self._wake.wait(), RESYNC_PERIOD)
             except TimeoutError:
                 pass
+
+    async def refill_all(self) -> None:
+        """One refill of every namespace with warm pods, kept or left over."""
+        for namespace in self._namespaces_to_visit():
+            try:
+                await self.refill(namespace)
+            except KubeError as exc:
+                log.info("warm pool of %s: API error %s %s", namespace, exc.status, exc.reason)
 
     def _pending(self, table: dict[Key, float]) -> set[Key]:
         cutoff = self.clock() - PENDING_TIMEOUT
@@ -198,7 +219,8 @@ class WarmPool:
         return set(table)
 
     async def refill(self, namespace: str) -> None:
-        target = self.target(namespace) if self.enabled else None
+        kept = self.enabled and namespace in self.namespaces()
+        target = self.target(namespace) if kept else None
         profile = target[0] if target else None
         pods = {k: p for k, p in self.cache.warm[POD].items() if k[0] == namespace}
         claiming = self._pending(self._claiming)
@@ -286,7 +308,7 @@ class WarmPool:
     async def delete_all(self) -> None:
         """Every warm pod and claim Secret of the instance (the leader stops)."""
         selector = warm_selector(self.settings.instance)
-        for namespace in self.warm.namespaces:
+        for namespace in self._namespaces_to_visit():
             for resource in (PODS, SECRETS):
                 try:
                     await self.client.delete_collection(resource, namespace,
@@ -325,7 +347,7 @@ class WarmPool:
         reconciler writes ``status.schedulerPod`` then, so the scheduler's first heartbeat
         already finds its pod named there (the api checks the sender's IP against it).
         """
-        if not self.enabled or spec.namespace not in self.warm.namespaces:
+        if not self.enabled or spec.namespace not in self.namespaces():
             return None
         if self.clock() < self._no_claims_until:
             return None

@@ -243,3 +243,29 @@ def test_a_warm_pod_never_ready_is_deleted_and_not_replaced_at_once() -> None:
     now[0] += 2
     asyncio.run(warm.refill("ns"))
     assert [c[:2] for c in client.take()] == [("create", "secrets"), ("create", "pods")]
+
+
+def test_watching_all_namespaces_warms_those_with_clusters_and_cleans_up_after() -> None:
+    cache = ClusterCache()
+    client = RecordingClient(cache)
+    warm = WarmPool(client, cache, SETTINGS,
+                    WarmSettings(size=1, namespaces=("ns",), follow_clusters=True),
+                    clock=lambda: T0)  # fmt: skip
+    asyncio.run(warm.refill_all())
+    client.take()
+    assert [b["metadata"]["namespace"] for b in client.bodies] == ["ns", "ns"]  # its own
+    client.sync()
+    theirs = cluster("c1", namespace="team-a")
+    cache.apply("DaskCluster", "ADDED", theirs)
+    assert warm.namespaces() == {"ns", "team-a"}
+    asyncio.run(warm.refill_all())
+    created = [b for b in client.bodies[2:] if b["kind"] == "Pod"]
+    assert [b["metadata"]["namespace"] for b in created] == ["team-a"]
+    assert "ownerReferences" not in created[0]["metadata"]  # none across namespaces
+    client.take()
+    client.sync()
+    cache.apply("DaskCluster", "DELETED", theirs)
+    asyncio.run(warm.refill_all())  # team-a has no cluster left: its warm pod goes
+    deleted = [(c[1], c[2]) for c in client.take() if c[0] == "delete"]
+    name = created[0]["metadata"]["name"]
+    assert deleted == [("pods", name), ("secrets", name)]
