@@ -60,11 +60,17 @@ def _ready(w: World, name: str, ip: str) -> Callable[[], object]:
     return lambda: set_pod_status(w.cache, "ns", name, running(ip))
 
 
-async def test_a_start_scale_stop_lifecycle_writes_less_than_upstream() -> None:
-    w = World()
+async def _scheduler_up(ready_at: float, replicas: int = 0) -> tuple[World, Timeline]:
+    """A cluster created at T0 + 1 whose scheduler pod is ready at ``ready_at``."""
+    w = World(replicas=replicas) if replicas else World()
     t = Timeline(w)
     await t.at(T0 + 1)  # created: children made, the Pending status held back
-    await t.at(T0 + 1.8, _ready(w, "dask-scheduler-c1", "10.0.0.5"))
+    await t.at(ready_at, _ready(w, "dask-scheduler-c1", "10.0.0.5"))
+    return w, t
+
+
+async def test_a_start_scale_stop_lifecycle_writes_less_than_upstream() -> None:
+    w, t = await _scheduler_up(T0 + 1.8)
     assert w.status["phase"] == "Running"
     assert t.status_writes() == [T0 + 1.8]  # Pending was never written on its own
     await t.at(T0 + 10, lambda: w.edit(replicas=4))  # the heartbeat of scale(4)
@@ -94,10 +100,7 @@ async def test_a_start_scale_stop_lifecycle_writes_less_than_upstream() -> None:
 
 
 async def test_held_progress_is_written_after_the_delay_without_another_event() -> None:
-    w = World(replicas=2)
-    t = Timeline(w)
-    await t.at(T0 + 1)
-    await t.at(T0 + 1.5, _ready(w, "dask-scheduler-c1", "10.0.0.5"))
+    w, t = await _scheduler_up(T0 + 1.5, replicas=2)
     first, second = w.workers()
     await t.at(T0 + 4, _ready(w, first, "10.0.1.1"))
     assert w.status["replicas"] == 0  # 1 of 2 ready: progress, held
@@ -108,10 +111,7 @@ async def test_held_progress_is_written_after_the_delay_without_another_event() 
 
 
 async def test_scale_down_is_written_when_the_count_is_reached() -> None:
-    w = World(replicas=2)
-    t = Timeline(w)
-    await t.at(T0 + 1)
-    await t.at(T0 + 1.5, _ready(w, "dask-scheduler-c1", "10.0.0.5"))
+    w, t = await _scheduler_up(T0 + 1.5, replicas=2)
     a, b = w.workers()
     await t.at(T0 + 3, _ready(w, a, "10.0.1.1"))
     await t.at(T0 + 3.2, _ready(w, b, "10.0.1.2"))
