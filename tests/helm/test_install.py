@@ -153,7 +153,7 @@ def test_seed_flow_kubectl_and_upstream_client(installed: Installed) -> None:
 
 
 def test_traefik_presents_the_charts_default_certificate(installed: Installed) -> None:
-    # the TLSStore reached Traefik: it no longer mints a key on each routing change
+    # the file provider read it: Traefik no longer mints a key on each routing change
     secret = installed.get("secret", f"{TRAEFIK}-default-tls")
     expected = ssl.PEM_cert_to_DER_cert(base64.b64decode(secret["data"]["tls.crt"]).decode())
     ctx = ssl.create_default_context()
@@ -164,7 +164,7 @@ def test_traefik_presents_the_charts_default_certificate(installed: Installed) -
             with ctx.wrap_socket(sock, server_hostname="not-a-cluster") as tls:
                 return tls.getpeercert(binary_form=True) or b""
 
-    wait_for(lambda: presented() == expected, timeout=30, what="Traefik serving the TLSStore")
+    wait_for(lambda: presented() == expected, timeout=30, what="Traefik's default certificate")
 
 
 def test_components_hold_only_their_own_permissions(installed: Installed) -> None:
@@ -255,7 +255,7 @@ def test_upgrade_rolls_pods_keeps_cluster_then_uninstall_cleans_up(installed: In
 
     def leftovers() -> list[str]:
         kinds = "pods,services,deployments,replicasets,configmaps,secrets,serviceaccounts," \
-                "roles,rolebindings,ingressroutes.traefik.io,middlewares.traefik.io,tlsstores.traefik.io," \
+                "roles,rolebindings,ingressroutes.traefik.io,middlewares.traefik.io," \
                 "daskclusters.jhubgateway.dask.org"  # fmt: skip
         items = installed.get(kinds)["items"]
         return [

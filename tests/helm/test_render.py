@@ -395,20 +395,35 @@ traefik:
     assert "traefik" in {p["name"] for p in docs[TRAEFIK_SVC]["spec"]["ports"]}
 
 
-def test_traefik_has_a_default_certificate_kept_in_a_tls_secret() -> None:
-    # without one Traefik mints an RSA key on every routing change
+def test_traefik_has_a_default_certificate_of_its_own() -> None:
+    # without one Traefik mints an RSA key on every routing change; a TLSStore object
+    # would be shared with every Traefik watching the namespace, so its file provider
+    # reads the store from a Secret only this release's Traefik mounts
     docs = render()
-    store = docs[("TLSStore", "default")]
-    secret_name = store["spec"]["defaultCertificate"]["secretName"]
-    secret = docs[("Secret", secret_name)]
-    assert secret["type"] == "kubernetes.io/tls"
-    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
-    key = serialization.load_pem_private_key(base64.b64decode(secret["data"]["tls.key"]), None)
+    assert not [k for k in docs if k[0] == "TLSStore"]
+    secret_name = f"{TRAEFIK[1]}-default-tls"
+    data = docs[("Secret", secret_name)]["data"]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"]))
+    key = serialization.load_pem_private_key(base64.b64decode(data["tls.key"]), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    dynamic = json.loads(base64.b64decode(data["default-tls.yml"]))
+    default = dynamic["tls"]["stores"]["default"]["defaultCertificate"]
+    assert default == {
+        "certFile": base64.b64decode(data["tls.crt"]).decode(),
+        "keyFile": base64.b64decode(data["tls.key"]).decode(),
+    }
+    pod = docs[TRAEFIK]["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "default-tls"]
+    assert volume["secret"] == {
+        "secretName": secret_name,
+        "items": [{"key": "default-tls.yml", "path": "default-tls.yml"}],
+    }
+    (mount,) = container(docs, TRAEFIK)["volumeMounts"]
+    assert "--providers.file.directory=" + mount["mountPath"] in container(docs, TRAEFIK)["args"]
     # each install gets its own pair
     again = render()[("Secret", secret_name)]["data"]["tls.key"]
-    assert again != secret["data"]["tls.key"]
+    assert again != data["tls.key"]
 
 
 def test_traefik_throttles_route_changes_only_in_its_crd_provider() -> None:
