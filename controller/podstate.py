@@ -57,6 +57,17 @@ def is_ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def not_ready_since(pod: Obj) -> float | None:
+    """When the pod last stopped being Ready, else its creation (never Ready yet)."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    for condition in conditions:
+        if condition.get("type") == "Ready" and condition.get("status") != "True":
+            changed = parse_time(condition.get("lastTransitionTime"))
+            if changed is not None:
+                return changed
+    return created_at(pod)
+
+
 def pod_ip(pod: Obj) -> str:
     return str((pod.get("status") or {}).get("podIP") or "")
 

@@ -73,8 +73,9 @@ CLAIM_BACKOFF = 60.0
 work at all (a NetworkPolicy between the controller and the pods), each start pays
 for a failure at most once a minute, not every time."""
 READY_TIMEOUT = 300.0
-"""Seconds a warm pod may take to become Ready. One that is not by then (unschedulable,
-an image that cannot be pulled, a probe that never passes) is deleted, and the
+"""Seconds a warm pod may go without being Ready, from its creation or from when it last
+was. One that is not by then (unschedulable, an image that cannot be pulled, a probe
+that never passes) is deleted, and the
 namespace gets no new warm pod for ``CLAIM_BACKOFF``: a pod that can never serve a
 claim must not hold its resource requests, or a place in the pool, for good."""
 SEED_NAME = "warm-profile"
@@ -124,7 +125,7 @@ class WarmPool:
         self._claiming: dict[Key, float] = {}  # claim under way or just relabelled
         self._profiles: dict[tuple[str, str], str | None] = {}  # (uid, generation) -> profile
         self.claims = 0
-        self._no_claims_until = 0.0
+        self._no_claims_until: dict[str, float] = {}  # namespace -> no claims before
         self._hold_until: dict[str, float] = {}  # namespace -> no new warm pods before
 
     @property
@@ -210,7 +211,10 @@ class WarmPool:
             try:
                 await self.refill(namespace)
             except KubeError as exc:
-                log.info("warm pool of %s: API error %s %s", namespace, exc.status, exc.reason)
+                # e.g. a ResourceQuota refusing the pod: not again at every event
+                log.info("warm pool of %s: API error %s %s; retrying in %g s",
+                         namespace, exc.status, exc.reason, CLAIM_BACKOFF)  # fmt: skip
+                self._hold(namespace, CLAIM_BACKOFF)
 
     def _pending(self, table: dict[Key, float]) -> set[Key]:
         cutoff = self.clock() - PENDING_TIMEOUT
@@ -261,10 +265,11 @@ class WarmPool:
         self._hold_until[namespace] = max(self._hold_until.get(namespace, 0.0), until)
 
     def _stuck(self, pod: Obj) -> bool:
-        created = podstate.created_at(pod)
-        if created is None or podstate.is_ready(pod):
+        """Not Ready for ``READY_TIMEOUT``: since its creation, or since it last was."""
+        if podstate.is_ready(pod):
             return False
-        return self.clock() - created > READY_TIMEOUT
+        since = podstate.not_ready_since(pod)
+        return since is not None and self.clock() - since > READY_TIMEOUT
 
     async def _create(self, namespace: str, profile: str, spec: ClusterSpec) -> None:
         name = _random_name()
@@ -349,7 +354,7 @@ class WarmPool:
         """
         if not self.enabled or spec.namespace not in self.namespaces():
             return None
-        if self.clock() < self._no_claims_until:
+        if self.clock() < self._no_claims_until.get(spec.namespace, 0.0):
             return None
         if not is_warmable(spec):
             return None
@@ -401,7 +406,8 @@ class WarmPool:
         except (ClaimFailed, KubeError) as exc:
             log.warning("claim of warm pod %s/%s for %s failed (%s); deleting it, no claims "
                         "for %g s", namespace, name, spec.name, exc, CLAIM_BACKOFF)  # fmt: skip
-            self._no_claims_until = self.clock() + CLAIM_BACKOFF
+            # per namespace: a NetworkPolicy in one must not turn claims off in all
+            self._no_claims_until[namespace] = self.clock() + CLAIM_BACKOFF
             await self._delete(key)
             return False
         self.claims += 1

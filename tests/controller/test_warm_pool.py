@@ -22,8 +22,9 @@ from jhub_gateway.controller.builders.warm import (
     build_warm_secret,
     scheduler_profile,
 )
-from jhub_gateway.controller.cache import ClusterCache
+from jhub_gateway.controller.cache import POD, ClusterCache
 from jhub_gateway.controller.expectations import Expectations
+from jhub_gateway.controller.podstate import format_time
 from jhub_gateway.controller.reconcile import Reconciler
 from jhub_gateway.controller.secrets import ClusterCredentials
 from jhub_gateway.controller.warmpool import (
@@ -269,3 +270,77 @@ def test_watching_all_namespaces_warms_those_with_clusters_and_cleans_up_after()
     deleted = [(c[1], c[2]) for c in client.take() if c[0] == "delete"]
     name = created[0]["metadata"]["name"]
     assert deleted == [("pods", name), ("secrets", name)]
+
+
+def _deaf_warm_pod(cache: ClusterCache, spec: ClusterSpec, namespace: str) -> str:
+    """A Ready warm pod (and its Secret) in ``namespace`` whose claim port answers nothing."""
+    name = f"dask-warm-deaf-{namespace}"
+    profile = scheduler_profile(spec)
+    pod = build_warm_pod(spec, name=name, profile=profile, owner=None)
+    pod["metadata"].update(namespace=namespace, resourceVersion="3",
+                           creationTimestamp="2026-12-02T08:00:00Z")  # fmt: skip
+    pod["status"] = running("127.0.0.254")
+    cert, key = new_keypair(name)
+    secret = build_warm_secret(spec, name=name, profile=profile, tls_cert=cert, tls_key=key,
+                               owner=None)  # fmt: skip
+    secret["metadata"]["namespace"] = namespace
+    cache.apply("Pod", "ADDED", pod)
+    cache.apply("Secret", "ADDED", secret)
+    return name
+
+
+def test_a_failed_claim_pauses_claims_in_its_namespace_only() -> None:
+    # a NetworkPolicy in one user namespace must not turn warm pods off everywhere
+    cache = ClusterCache()
+    client = RecordingClient(cache)
+    warm = WarmPool(client, cache, SETTINGS, WarmSettings(size=1, namespaces=("ns", "other")),
+                    clock=lambda: T0)  # fmt: skip
+    creds = ClusterCredentials("c", "k", "t")
+    here, there = spec_of(cluster()), spec_of(cluster(namespace="other"))
+    _deaf_warm_pod(cache, here, "ns")
+    elsewhere = _deaf_warm_pod(cache, there, "other")
+    assert asyncio.run(warm.claim(here, creds)) is None
+    client.take()
+    assert asyncio.run(warm.claim(there, creds)) is None
+    assert ("patch", "pods", elsewhere) in client.take()  # tried: not paused by ns's failure
+
+
+def test_a_warm_pod_that_was_ready_is_kept_while_it_recovers() -> None:
+    cache = ClusterCache()
+    now = [T0 + READY_TIMEOUT * 10]  # created long ago
+    client = RecordingClient(cache)
+    warm = WarmPool(client, cache, SETTINGS, WarmSettings(size=1, namespaces=("ns",)),
+                    clock=lambda: now[0])  # fmt: skip
+    asyncio.run(warm.refill("ns"))
+    client.take()
+    _, pod = client.bodies
+    client.sync()
+    status = running("10.0.0.7")
+    for condition in status["conditions"]:
+        if condition["type"] == "Ready":  # a probe failed a minute ago
+            condition.update(status="False", lastTransitionTime=format_time(now[0] - 60))
+    cached = cache.warm[POD][("ns", pod["metadata"]["name"])]
+    cache.apply("Pod", "MODIFIED", {**cached, "status": status})
+    asyncio.run(warm.refill("ns"))
+    assert client.take() == []
+    now[0] += READY_TIMEOUT
+    asyncio.run(warm.refill("ns"))  # not Ready for longer than the timeout now
+    assert [c[:2] for c in client.take()] == [("delete", "pods"), ("delete", "secrets")]
+
+
+def test_a_refused_warm_pod_is_not_retried_at_every_event() -> None:
+    # e.g. a ResourceQuota in the namespace: the API says no, and will again
+    cache = ClusterCache()
+    now = [T0]
+    client = RecordingClient(cache)
+    client.refuse.add("pods")
+    warm = WarmPool(client, cache, SETTINGS, WarmSettings(size=1, namespaces=("ns",)),
+                    clock=lambda: now[0])  # fmt: skip
+    asyncio.run(warm.refill_all())
+    assert [c[:2] for c in client.take()] == [("create", "secrets"), ("delete", "secrets")]
+    now[0] += 1
+    asyncio.run(warm.refill_all())
+    assert not [c for c in client.take() if c[0] == "create"]
+    now[0] += CLAIM_BACKOFF
+    asyncio.run(warm.refill_all())
+    assert ("create", "secrets") in [c[:2] for c in client.take()]  # tried again
