@@ -23,8 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 from dask_gateway import Gateway
@@ -121,13 +122,17 @@ class OurServer:
 PAYLOAD_MB = 100
 
 
-def _median_time(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _interleaved(clients: dict[str, Any], fn: Callable[[Any], object], n: int) -> dict[str, float]:
+    """Median seconds of ``fn(client)`` per label, samples alternating between the
+    clients and which of them goes first."""
+    times: dict[str, list[float]] = {label: [] for label in clients}
+    for i in range(n):
+        order = list(clients.items())
+        for label, client in order if i % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            fn(client)
+            times[label].append(time.perf_counter() - t0)
+    return {label: statistics.median(ts) for label, ts in times.items()}
 
 
 def measure_round(address: str, workers: int = 10) -> dict[str, float]:
@@ -155,19 +160,13 @@ def measure_round(address: str, workers: int = 10) -> dict[str, float]:
             clients = {"proxied": client, "direct": direct}
             for c in clients.values():
                 c.submit(int, 0).result()  # warm the worker and the function cache
-            # interleaved, so both paths see the same machine (the workers just started
-            # settle during the first samples: one path measured first would pay for it)
-            rpc: dict[str, list[float]] = {label: [] for label in clients}
-            for _ in range(30):
-                for label, c in clients.items():
-                    t0 = time.perf_counter()
-                    c.submit(int, 1, pure=False).result()
-                    rpc[label].append(time.perf_counter() - t0)
-            for label, c in clients.items():
-                out[f"rpc_{label}_ms"] = 1000 * statistics.median(rpc[label])
-                out[f"mb100_{label}"] = _median_time(
-                    lambda c=c: c.run_on_scheduler(_payload, PAYLOAD_MB), 3
-                )
+            # interleaved, each pair in turn order, so both paths see the same machine
+            # (the ten just-started workers settle during the first samples)
+            rpc = _interleaved(clients, lambda c: c.submit(int, 1, pure=False).result(), 30)
+            mb100 = _interleaved(clients, lambda c: c.run_on_scheduler(_payload, PAYLOAD_MB), 3)
+            for label in clients:
+                out[f"rpc_{label}_ms"] = 1000 * rpc[label]
+                out[f"mb100_{label}"] = mb100[label]
         finally:
             direct.close()
             client.close()

@@ -1,9 +1,9 @@
 """Writing secrets to files nobody else can have prepared: new, 0600, no links followed.
 
-Both ends that hand credentials to a scheduler write into a directory the user's
-code may already have touched (a pooled process's run directory, a warm pod's
-scratch space), so a file or link already at the name must make the write fail,
-never redirect it.
+Whoever hands credentials to a scheduler (the local backend, a warm pod taking its
+claim, the controller making that claim) may write into a directory the user's code
+has already touched (a pooled process's run directory, a warm pod's scratch space),
+so a file or link already at the name must make the write fail, never redirect it.
 """
 
 from __future__ import annotations

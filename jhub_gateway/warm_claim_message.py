@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-__all__ = ["CLAIM_FIELDS", "Claim", "ClaimError", "parse_claim"]
+__all__ = ["CLAIM_FIELDS", "Claim", "WarmClaimError", "parse_warm_claim"]
 
 CLAIM_FIELDS = ("cluster_name", "api_url", "api_token", "tls_cert", "tls_key", "args")
 
 
-class ClaimError(ValueError):
+class WarmClaimError(ValueError):
     """A claim message that cannot be used (the claimant is told why)."""
 
 
@@ -37,21 +37,21 @@ class Claim:
         return json.dumps(message).encode() + b"\n"
 
 
-def parse_claim(data: bytes) -> Claim:
-    """The claim in ``data``; ``ClaimError`` says what is wrong with it."""
+def parse_warm_claim(data: bytes) -> Claim:
+    """The claim in ``data``; ``WarmClaimError`` says what is wrong with it."""
     try:
         message = json.loads(data)
     except ValueError:
-        raise ClaimError("the claim is not JSON") from None
+        raise WarmClaimError("the claim is not JSON") from None
     if not isinstance(message, dict):
-        raise ClaimError("the claim must be a JSON object")
+        raise WarmClaimError("the claim must be a JSON object")
     missing = [f for f in CLAIM_FIELDS if f not in message]
     if missing:
-        raise ClaimError(f"the claim lacks {missing}")
+        raise WarmClaimError(f"the claim lacks {missing}")
     strings = CLAIM_FIELDS[:-1]
     if not all(isinstance(message[f], str) and message[f] for f in strings):
-        raise ClaimError(f"{list(strings)} must be non-empty strings")
+        raise WarmClaimError(f"{list(strings)} must be non-empty strings")
     args = message["args"]
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise ClaimError("args must be a list of strings")
+        raise WarmClaimError("args must be a list of strings")
     return Claim(**{f: message[f] for f in strings}, args=tuple(args))

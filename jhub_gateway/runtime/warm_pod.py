@@ -59,7 +59,7 @@ from distributed.cli import dask_scheduler
 from .. import private_files, redact
 from ..dashboard_credential import dashboard_credential
 from ..tls import tls_env
-from ..warm_claim_message import Claim, ClaimError, parse_claim
+from ..warm_claim_message import Claim, WarmClaimError, parse_warm_claim
 from . import dashboard
 from .claim import import_modules
 from .preload import ENV_API_TOKEN, ENV_API_URL, ENV_CLUSTER_NAME
@@ -159,8 +159,8 @@ class ClaimServer:
             raw.close()
             return
         try:
-            claim = parse_claim(_read_line(conn))
-        except (ClaimError, OSError) as exc:
+            claim = parse_warm_claim(_read_line(conn))
+        except (WarmClaimError, OSError) as exc:
             log.info("Refused a claim: %s", exc)
             _reply(conn, {"status": "refused", "message": str(exc)})
             conn.close()
@@ -183,7 +183,7 @@ def _read_line(conn: ssl.SSLSocket) -> bytes:
             break
         data += chunk
         if len(data) > MAX_CLAIM_BYTES:
-            raise ClaimError("the claim is too large")
+            raise WarmClaimError("the claim is too large")
     return data
 
 

@@ -29,7 +29,7 @@ from jhub_gateway.controller.warmclaim import ClaimFailed, claim, claim_message
 from jhub_gateway.dashboard_credential import HEADER, dashboard_credential
 from jhub_gateway.runtime import warm_pod
 from jhub_gateway.tls import new_keypair
-from jhub_gateway.warm_claim_message import Claim, ClaimError, parse_claim
+from jhub_gateway.warm_claim_message import Claim, WarmClaimError, parse_warm_claim
 from tests.gatewaytools import free_port
 from tests.polling import wait_for
 from tests.runtime.runtime_helpers import FakeGateway
@@ -166,10 +166,10 @@ def test_credential_files_are_created_exclusively(tmp_path: Path) -> None:
 
 
 def test_claims_are_checked_before_use() -> None:
-    with pytest.raises(ClaimError, match="lacks"):
-        parse_claim(b'{"cluster_name": "x"}')
-    with pytest.raises(ClaimError, match="list of strings"):
-        parse_claim(
+    with pytest.raises(WarmClaimError, match="lacks"):
+        parse_warm_claim(b'{"cluster_name": "x"}')
+    with pytest.raises(WarmClaimError, match="list of strings"):
+        parse_warm_claim(
             b'{"cluster_name": "a", "api_url": "u", "api_token": "t", "tls_cert": "c",'
             b' "tls_key": "k", "args": "--port 1"}'
         )
@@ -183,6 +183,6 @@ def test_the_controllers_claim_is_what_the_warm_pod_parses() -> None:
     sent = claim_message("ns.roundtrip", "http://api:8000", creds, ("--port", "8786"))
     line = sent.encode()
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert parse_claim(line) == sent
+    assert parse_warm_claim(line) == sent
     for secret in (creds.api_token, creds.tls_key):
         assert secret not in repr(sent)
