@@ -57,6 +57,17 @@ def test_warm_pods_default_to_one_per_watched_namespace(tmp_path: Path) -> None:
     )
     assert app.run_settings(warm).warm == warm
     assert app.run_settings().warm.size == 0  # nothing warms unless the program asks
+    assert not warm.follow_clusters  # the listed namespaces are all there is
+
+
+def test_watching_all_namespaces_warms_where_clusters_are(tmp_path: Path) -> None:
+    app = _app(
+        tmp_path,
+        "c.KubeController.gateway_instance = 'gw'\n"
+        "c.KubeController.api_url = 'http://api-gw.ns:8000/api'\n",
+    )
+    warm = app.warm_settings(None)
+    assert warm.follow_clusters and len(warm.namespaces) == 1  # and its own namespace
 
 
 @pytest.mark.parametrize(
