@@ -69,15 +69,16 @@ REFILL_DELAY = 2.0
 (an interpreter importing distributed) would compete for the node's CPU with the
 scheduler just claimed, in the very moments its client connects."""
 CLAIM_BACKOFF = 60.0
-"""After a failed claim no cluster tries one for this long (seconds): if claims cannot
-work at all (a NetworkPolicy between the controller and the pods), each start pays
-for a failure at most once a minute, not every time."""
+"""After a failed claim no cluster of that namespace tries one for this long (seconds):
+if claims cannot work there at all (a NetworkPolicy between the controller and the
+pods), each start pays for a failure at most once a minute, not every time. Also how
+long a namespace gets no new warm pod after one was stuck or the API refused one."""
 READY_TIMEOUT = 300.0
 """Seconds a warm pod may go without being Ready, from its creation or from when it last
 was. One that is not by then (unschedulable, an image that cannot be pulled, a probe
-that never passes) is deleted, and the
-namespace gets no new warm pod for ``CLAIM_BACKOFF``: a pod that can never serve a
-claim must not hold its resource requests, or a place in the pool, for good."""
+that never passes) is deleted, and the namespace gets no new warm pod for
+``CLAIM_BACKOFF``: a pod that can never serve a claim must not hold its resource
+requests, or a place in the pool, for good."""
 SEED_NAME = "warm-profile"
 
 
@@ -142,10 +143,10 @@ class WarmPool:
             kept.update(ns for ns, _ in self.cache.clusters)
         return kept
 
-    def _namespaces_to_visit(self) -> list[str]:
+    def _namespaces_to_visit(self, kept: set[str]) -> list[str]:
         # where warm pods are kept, and where some are left to delete
         left = {ns for table in self.cache.warm.values() for ns, _ in table}
-        return sorted(self.namespaces() | left)
+        return sorted(kept | left)
 
     # -- profiles ------------------------------------------------------------------------
 
@@ -207,9 +208,10 @@ class WarmPool:
 
     async def refill_all(self) -> None:
         """One refill of every namespace with warm pods, kept or left over."""
-        for namespace in self._namespaces_to_visit():
+        kept = self.namespaces()  # once: following clusters, it walks them all
+        for namespace in self._namespaces_to_visit(kept):
             try:
-                await self.refill(namespace)
+                await self.refill(namespace, keep=namespace in kept)
             except KubeError as exc:
                 # e.g. a ResourceQuota refusing the pod: not again at every event
                 log.info("warm pool of %s: API error %s %s; retrying in %g s",
@@ -222,9 +224,12 @@ class WarmPool:
             del table[key]
         return set(table)
 
-    async def refill(self, namespace: str) -> None:
-        kept = self.enabled and namespace in self.namespaces()
-        target = self.target(namespace) if kept else None
+    async def refill(self, namespace: str, keep: bool | None = None) -> None:
+        """Make ``namespace``'s warm pods what they should be; ``keep``: whether it is
+        one of :meth:`namespaces` (None: find out)."""
+        if keep is None:
+            keep = namespace in self.namespaces()
+        target = self.target(namespace) if self.enabled and keep else None
         profile = target[0] if target else None
         pods = {k: p for k, p in self.cache.warm[POD].items() if k[0] == namespace}
         claiming = self._pending(self._claiming)
@@ -244,7 +249,7 @@ class WarmPool:
             elif podstate.is_finished(pod):
                 reason = "exited"
             elif self._stuck(pod):
-                reason = f"not ready {READY_TIMEOUT:g} s after its creation"
+                reason = f"not Ready for {READY_TIMEOUT:g} s"
                 self._hold(namespace, CLAIM_BACKOFF)
             else:
                 live.append(key)
@@ -313,7 +318,7 @@ class WarmPool:
     async def delete_all(self) -> None:
         """Every warm pod and claim Secret of the instance (the leader stops)."""
         selector = warm_selector(self.settings.instance)
-        for namespace in self._namespaces_to_visit():
+        for namespace in self._namespaces_to_visit(self.namespaces()):
             for resource in (PODS, SECRETS):
                 try:
                     await self.client.delete_collection(resource, namespace,

@@ -193,25 +193,34 @@ def test_a_claimed_warm_pod_becomes_the_scheduler_and_no_cold_pod_is_made() -> N
     assert status["schedulerAddress"] == "tls://10.0.0.9:8786"
 
 
+def _deaf_warm_pod(cache: ClusterCache, spec: ClusterSpec, namespace: str) -> str:
+    """A Ready warm pod (and its Secret) in ``namespace`` whose claim port answers nothing."""
+    name = f"dask-warm-deaf-{namespace}"
+    profile = scheduler_profile(spec)
+    pod = build_warm_pod(spec, name=name, profile=profile, owner=None)
+    pod["metadata"].update(namespace=namespace, resourceVersion="3",
+                           creationTimestamp="2026-12-02T08:00:00Z")  # fmt: skip
+    pod["status"] = running("127.0.0.254")
+    cert, key = new_keypair(name)
+    secret = build_warm_secret(spec, name=name, profile=profile, tls_cert=cert, tls_key=key,
+                               owner=None)  # fmt: skip
+    secret["metadata"]["namespace"] = namespace
+    cache.apply("Pod", "ADDED", pod)
+    cache.apply("Secret", "ADDED", secret)
+    return name
+
+
 def test_a_failed_claim_deletes_the_pod_and_pauses_claims() -> None:
     cache = ClusterCache()
     warm, client = pool(cache)
     spec = spec_of(cluster())
-    profile = scheduler_profile(spec)
-    pod = build_warm_pod(spec, name="dask-warm-deaf", profile=profile, owner=None)
-    pod["metadata"].update(resourceVersion="3", creationTimestamp="2026-12-02T08:00:00Z")
-    pod["status"] = running("127.0.0.254")  # nothing listens for claims there
-    cert, key = new_keypair("dask-warm-deaf")
-    secret = build_warm_secret(spec, name="dask-warm-deaf", profile=profile, tls_cert=cert,
-                               tls_key=key, owner=None)  # fmt: skip
-    cache.apply("Pod", "ADDED", pod)
-    cache.apply("Secret", "ADDED", secret)
+    deaf = _deaf_warm_pod(cache, spec, "ns")
     creds = ClusterCredentials("c", "k", "t")
     assert asyncio.run(warm.claim(spec, creds)) is None  # the reconciler makes a cold pod
     assert client.take() == [
-        ("patch", "pods", "dask-warm-deaf"),  # the claim mark
-        ("delete", "pods", "dask-warm-deaf"),
-        ("delete", "secrets", "dask-warm-deaf"),
+        ("patch", "pods", deaf),  # the claim mark
+        ("delete", "pods", deaf),
+        ("delete", "secrets", deaf),
     ]
     assert asyncio.run(warm.claim(spec, creds)) is None
     assert client.take() == []  # paused: not one failure per cluster start
@@ -270,23 +279,6 @@ def test_watching_all_namespaces_warms_those_with_clusters_and_cleans_up_after()
     deleted = [(c[1], c[2]) for c in client.take() if c[0] == "delete"]
     name = created[0]["metadata"]["name"]
     assert deleted == [("pods", name), ("secrets", name)]
-
-
-def _deaf_warm_pod(cache: ClusterCache, spec: ClusterSpec, namespace: str) -> str:
-    """A Ready warm pod (and its Secret) in ``namespace`` whose claim port answers nothing."""
-    name = f"dask-warm-deaf-{namespace}"
-    profile = scheduler_profile(spec)
-    pod = build_warm_pod(spec, name=name, profile=profile, owner=None)
-    pod["metadata"].update(namespace=namespace, resourceVersion="3",
-                           creationTimestamp="2026-12-02T08:00:00Z")  # fmt: skip
-    pod["status"] = running("127.0.0.254")
-    cert, key = new_keypair(name)
-    secret = build_warm_secret(spec, name=name, profile=profile, tls_cert=cert, tls_key=key,
-                               owner=None)  # fmt: skip
-    secret["metadata"]["namespace"] = namespace
-    cache.apply("Pod", "ADDED", pod)
-    cache.apply("Secret", "ADDED", secret)
-    return name
 
 
 def test_a_failed_claim_pauses_claims_in_its_namespace_only() -> None:
