@@ -388,12 +388,13 @@ class LocalBackend(StartingBackend):
         for name, state in list(self.states.items()):
             stopped = state.cluster.stop_time
             if state.cluster.status.is_terminal and stopped is not None and stopped < horizon_ms:
+                # files first: once the cluster answers 404, nothing of it is left on disk
+                for directory in state.directories():
+                    await asyncio.to_thread(shutil.rmtree, directory, True)
                 del self.states[name]
                 redact.forget_secret(state.cluster.token, state.cluster.tls_key)
                 self._configs.pop(name, None)
                 self.registry.remove(name)
-                for directory in state.directories():
-                    await asyncio.to_thread(shutil.rmtree, directory, True)
         if self.store is not None:
             await self.store.purge_terminal(int(self.stopped_cluster_max_age * 1000))
 
